@@ -1,0 +1,9 @@
+"""TFDS builders of videmo's datasets; importing this package registers them with TFDS.
+
+Each builder lives in its own folder (TFDS's layout, so `tfds build PATH` works too), writes
+the shared clip schema of `videmo.data.schema`, and accepts `workers=N` (default: all cores).
+"""
+
+# Names of the datasets `videmo prepare --dataset` accepts. Each builder module is imported
+# below so that TFDS registers it.
+NAMES: tuple[str, ...] = ()

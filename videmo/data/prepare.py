@@ -1,0 +1,89 @@
+"""`videmo prepare`: build one of videmo's datasets into array_record shards with TFDS.
+
+    videmo prepare --dataset synthemo/small --data_dir ~/tensorflow_datasets
+    videmo prepare --dataset afew --manual_dir ~/AFEW --data_dir ~/tensorflow_datasets --workers 8
+
+`--dataset` uses TFDS's naming, NAME[/CONFIG][:VERSION]; `tfds build` builds the same
+datasets (`tfds build videmo/data/builders/synthemo --config small`). Building is
+resumable: TFDS skips a dataset that is complete, and builders that do slow per-clip work
+cache it so an interrupted build does not redo finished clips. A builder that keeps a
+preparation report (clips without a face, unreadable files, ...) writes it next to the data
+as `prepare_report.json`; this command prints its summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+REPORT_NAME = "prepare_report.json"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog="videmo prepare", description=__doc__.split("\n\n")[0])
+  parser.add_argument("--dataset", required=True, help="NAME[/CONFIG], e.g. synthemo/small, afew, video_folder")
+  parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"),
+                      help="where the shards go (default ~/tensorflow_datasets)")
+  parser.add_argument("--manual_dir", default=None, help="where manually downloaded data lives (AFEW, video_folder)")
+  parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+  parser.add_argument("--overwrite", action="store_true", help="rebuild even if the dataset is complete")
+  return parser.parse_args(argv)
+
+
+def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None = None):
+  """The TFDS builder of one of videmo's datasets, e.g. 'synthemo/small'."""
+  import tensorflow_datasets as tfds
+
+  from videmo.data import builders
+
+  name = dataset.split("/")[0].split(":")[0]
+  if name not in builders.NAMES:
+    raise ValueError(f"--dataset: unknown dataset {name!r}; videmo builds: {', '.join(builders.NAMES)}")
+  kwargs = {"data_dir": os.fspath(data_dir), "file_format": "array_record"}
+  if workers is not None:
+    if workers < 1:
+      raise ValueError(f"--workers must be >= 1, got {workers}")
+    kwargs["workers"] = workers
+  return tfds.builder(dataset, **kwargs)
+
+
+def summarise_report(report: dict) -> str:
+  """Lines summarising a preparation report: counts as they are, lists by their length."""
+  lines = []
+  for key, value in report.items():
+    if isinstance(value, (list, tuple, dict)):
+      lines.append(f"  {key}: {len(value)}")
+    else:
+      lines.append(f"  {key}: {value}")
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+  args = parse_args(argv)
+  import tensorflow_datasets as tfds
+
+  try:
+    builder = load_builder(args.dataset, args.data_dir, args.workers)
+  except ValueError as err:
+    print(f"videmo prepare: {err}", file=sys.stderr)
+    return 2
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=args.manual_dir,
+      download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
+                     else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
+  try:
+    builder.download_and_prepare(download_config=download_config, file_format="array_record")
+  except (FileNotFoundError, ValueError, tfds.core.registered.DatasetNotFoundError) as err:
+    print(f"videmo prepare: {args.dataset}: {err}", file=sys.stderr)
+    return 1
+  print(f"{args.dataset}: written to {builder.data_dir}")
+  for split, info in builder.info.splits.items():
+    print(f"  {split}: {info.num_examples} clips")
+  report_path = Path(builder.data_dir) / REPORT_NAME
+  if report_path.exists():
+    print(f"report ({report_path}):")
+    print(summarise_report(json.loads(report_path.read_text())))
+  return 0

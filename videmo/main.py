@@ -1,0 +1,44 @@
+"""The `videmo` command line: one sub-command per job, each implemented in its own module.
+
+    videmo demo                      forward pass of the full model on a synthetic clip
+    videmo prepare --dataset ...     build a dataset's shards (TFDS builders in videmo/data/builders)
+
+Each sub-command module exposes `main(argv: list[str]) -> int` and parses its own flags, so
+`videmo SUB --help` shows that command's options. Modules are imported only when their
+command runs, so `videmo --help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help). The module must define main(argv) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("videmo.demo", "forward pass of the full model on a synthetic clip; prints shapes"),
+    "prepare": ("videmo.data.prepare", "build a dataset (synthemo, afew, video_folder) into shards"),
+}
+
+
+def _usage() -> str:
+  width = max(len(name) for name in COMMANDS)
+  lines = ["usage: videmo COMMAND [options]   (videmo COMMAND --help for its options)", "", "commands:"]
+  lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+  return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] in ("-h", "--help", "help"):
+    print(_usage())
+    return 0
+  name, rest = argv[0], argv[1:]
+  if name not in COMMANDS:
+    print(f"videmo: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
+  module = importlib.import_module(COMMANDS[name][0])
+  return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
