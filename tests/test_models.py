@@ -1,0 +1,131 @@
+"""The whole network: VGG16 trunk size, every spatial × temporal combination, masking, config errors."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from videmo.models import video
+from videmo.models.vgg import VGG16, VGG16_LAYER_NAMES, VGG16_PARAM_COUNT
+
+TINY = dict(trunk_width_divisor=8, attention_hidden=8, lstm_hidden=8)
+
+
+def count(params):
+  return sum(x.size for x in jax.tree.leaves(params))
+
+
+def test_vgg16_has_the_published_parameter_count_and_maps_224_to_14x14x512():
+  trunk = VGG16()
+  images = jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)
+  params = jax.eval_shape(trunk.init, jax.random.key(0), images)
+  assert count(params) == VGG16_PARAM_COUNT == 14_714_688
+  assert tuple(params["params"]) == VGG16_LAYER_NAMES
+  assert jax.eval_shape(trunk.apply, params, images).shape == (2, 14, 14, 512)
+
+
+def test_narrow_trunk_keeps_structure_and_names():
+  images = jax.ShapeDtypeStruct((1, 64, 48, 3), jnp.float32)
+  params = jax.eval_shape(VGG16(width_divisor=8).init, jax.random.key(0), images)["params"]
+  assert tuple(params) == VGG16_LAYER_NAMES
+  assert params["conv1_1"]["kernel"].shape == (3, 3, 3, 8)
+  assert params["conv5_3"]["kernel"].shape == (3, 3, 64, 64)
+  assert jax.eval_shape(VGG16(width_divisor=8).apply, {"params": params}, images).shape == (1, 4, 3, 64)
+
+
+def clip_batch(b=2, f=5, size=32, seed=0):
+  frames = jax.random.normal(jax.random.key(seed), (b, f, size, size, 3))
+  mask = np.ones((b, f), bool)
+  mask[0, 3:] = False
+  return frames, jnp.asarray(mask)
+
+
+@pytest.mark.parametrize("spatial,temporal", list(itertools.product(video.SPATIALS, ("softmax", "average", "max", "lstm"))))
+def test_every_combination_jits_with_finite_gradients_and_ignores_masked_frames(spatial, temporal):
+  model = video.build_model(dict(TINY, spatial=spatial, temporal=temporal, num_heads=2))
+  frames, mask = clip_batch()
+  params = model.init(jax.random.key(1), frames, mask)
+  apply = jax.jit(model.apply)
+  out = apply(params, frames, mask)
+
+  b, f = mask.shape
+  assert out["log_probs"].shape == (b, 7)
+  assert out["frame_scores"].shape == (b, f, 7)
+  assert out["frame_importance"].shape == (b, f)
+  assert out["penalty"].shape == ()
+  np.testing.assert_allclose(np.exp(out["log_probs"]).sum(-1), 1.0, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(out["frame_importance"]).sum(-1), 1.0, atol=1e-5)
+  assert np.all(np.asarray(out["frame_importance"])[~np.asarray(mask)] == 0.0)
+  if spatial == "average":
+    assert "attention" not in out and float(out["penalty"]) == 0.0
+  else:
+    assert out["attention"].shape == (b, f, 2, 4)  # 32x32 faces -> a 2x2 grid
+
+  # New content in the masked frames changes no output at all.
+  noise = jax.random.normal(jax.random.key(2), frames.shape) * 50
+  changed = jnp.where(mask[:, :, None, None, None], frames, noise)
+  out2 = apply(params, changed, mask)
+  for key in out:
+    np.testing.assert_array_equal(out[key], out2[key], err_msg=key)
+
+  labels = jnp.array([1, 4])
+
+  def loss(p):
+    o = model.apply(p, frames, mask)
+    return -jnp.mean(jnp.take_along_axis(o["log_probs"], labels[:, None], 1)) + 0.1 * o["penalty"]
+
+  grads = jax.jit(jax.grad(loss))(params)
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+  assert float(jnp.abs(grads["params"]["trunk"]["conv1_1"]["kernel"]).sum()) > 0
+
+
+def test_penalty_is_averaged_over_real_frames():
+  model = video.build_model(dict(TINY, num_heads=3))
+  frames, mask = clip_batch()
+  params = model.init(jax.random.key(1), frames, mask)
+  out = model.apply(params, frames, mask)
+  per_frame = np.asarray(jax.vmap(jax.vmap(lambda a: jnp.sum((a @ a.T - jnp.eye(3)) ** 2)))(out["attention"]))
+  expected = per_frame[np.asarray(mask)].mean()
+  np.testing.assert_allclose(out["penalty"], expected, rtol=1e-5)
+
+
+def test_a_padded_clip_gives_the_same_prediction_as_the_clip_alone():
+  model = video.build_model(TINY)
+  frames, mask = clip_batch()
+  params = model.init(jax.random.key(1), frames, mask)
+  padded = model.apply(params, frames[:1], mask[:1])
+  alone = model.apply(params, frames[:1, :3], mask[:1, :3])
+  np.testing.assert_allclose(padded["log_probs"], alone["log_probs"], atol=1e-5)
+  np.testing.assert_allclose(padded["frame_importance"][:, :3], alone["frame_importance"], atol=1e-6)
+
+
+def test_parameters_are_grouped_under_trunk_spatial_classifier():
+  model = video.build_model(TINY)
+  frames, mask = clip_batch()
+  params = jax.eval_shape(model.init, jax.random.key(1), frames, mask)["params"]
+  assert sorted(params) == ["classifier", "spatial", "trunk"]
+  assert params["spatial"]["W1"]["kernel"].shape == (64, 8)  # D x U
+  assert params["spatial"]["W2"]["kernel"].shape == (8, 2)  # U x N
+  assert params["classifier"]["kernel"].shape == (2 * 64, 7)  # N·D x E
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("temporal", "mean", r"model.temporal must be one of \('softmax', 'average', 'max', 'lstm'\)"),
+    ("spatial", "cbam", r"model.spatial must be one of \('attention', 'shift', 'average'\)"),
+    ("num_heads", 0, r"model.num_heads must be an integer >= 1"),
+    ("temperature", -1.0, r"model.temperature must be > 0"),
+    ("dtype", "float16", r"model.dtype must be one of \('float32', 'bfloat16'\)"),
+    ("num_head", 2, r"unknown field\(s\) \['num_head'\]"),
+])
+def test_bad_model_config_names_the_field_and_allowed_values(field, value, message):
+  with pytest.raises(ValueError, match=message):
+    video.build_model({field: value})
+
+
+def test_wrong_mask_shape_is_rejected():
+  model = video.build_model(TINY)
+  frames, mask = clip_batch()
+  with pytest.raises(ValueError, match=r"mask must be \[B, F\]"):
+    model.init(jax.random.key(1), frames, mask[:, :2])
