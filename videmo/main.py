@@ -2,8 +2,11 @@
 
     videmo demo                      forward pass of the full model on a synthetic clip
     videmo prepare --dataset ...     build a dataset's shards (TFDS builders in videmo/data/builders)
+    videmo train --config ...        train and evaluate an experiment config
+    videmo eval --config ...         evaluate a checkpoint
 
-Each sub-command module exposes `main(argv: list[str]) -> int` and parses its own flags, so
+Each sub-command is a function `f(argv: list[str]) -> int` ("module:function"; `main` if no
+function is named) that parses its own flags, so
 `videmo SUB --help` shows that command's options. Modules are imported only when their
 command runs, so `videmo --help` is instant.
 """
@@ -13,10 +16,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module, one-line help). The module must define main(argv) -> int.
+# name -> ("module[:function]", one-line help); the function takes argv and returns the exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("videmo.demo", "forward pass of the full model on a synthetic clip; prints shapes"),
     "prepare": ("videmo.data.prepare", "build a dataset (synthemo, afew, video_folder) into shards"),
+    "convert-weights": ("videmo.convert", "convert VGG-Face / VGG16 weights from their public formats"),
+    "train": ("videmo.train.cli:train_main", "train and evaluate an experiment config (configs/*.py)"),
+    "eval": ("videmo.train.cli:eval_main", "evaluate a checkpoint on a split; WAR, UAR, confusion"),
 }
 
 
@@ -36,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
   if name not in COMMANDS:
     print(f"videmo: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
     return 2
-  module = importlib.import_module(COMMANDS[name][0])
-  return int(module.main(rest) or 0)
+  module_name, _, function = COMMANDS[name][0].partition(":")
+  module = importlib.import_module(module_name)
+  return int(getattr(module, function or "main")(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ MODEL_DEFAULTS: dict[str, Any] = dict(
     lstm_hidden=512,          # LSTM state size (temporal='lstm')
     dtype="float32",          # computation dtype; parameters stay float32
     remat=False,              # recompute the trunk in the backward pass (saves memory)
+    dropout_rate=0.0,         # dropout on the frame features V in training (the paper uses none)
 )
 
 
@@ -64,10 +65,15 @@ class VideoEmotionNet(nn.Module):
   lstm_hidden: int = 512
   dtype: Any = jnp.float32
   remat: bool = False
+  dropout_rate: float = 0.0
 
   @nn.compact
-  def __call__(self, frames: jnp.ndarray, mask: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
-    """frames [B, F, H, W, 3] (normalised), mask [B, F] bool (None = all real) -> outputs dict."""
+  def __call__(self, frames: jnp.ndarray, mask: jnp.ndarray | None = None,
+               deterministic: bool = True) -> dict[str, jnp.ndarray]:
+    """frames [B, F, H, W, 3] (normalised), mask [B, F] bool (None = all real) -> outputs dict.
+
+    `deterministic=False` applies dropout (needs a 'dropout' rng) when dropout_rate > 0.
+    """
     if frames.ndim != 5 or frames.shape[-1] != 3:
       raise ValueError(f"frames must be [B, F, H, W, 3], got shape {frames.shape}")
     b, f, h, w, _ = frames.shape
@@ -93,6 +99,8 @@ class VideoEmotionNet(nn.Module):
     else:
       outputs["penalty"] = jnp.zeros((), jnp.float32)
 
+    if self.dropout_rate > 0:
+      features = nn.Dropout(self.dropout_rate, deterministic=deterministic)(features)
     if self.temporal == "lstm":
       outputs.update(temporal_lib.LSTMPooling(
           self.num_classes, self.lstm_hidden, dtype=self.dtype, name="temporal")(features, mask))
@@ -145,6 +153,8 @@ def check_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
   allowed("trunk_width_divisor", (1, 2, 4, 8, 16, 32, 64))
   for name, low in (("num_classes", 2), ("num_heads", 1), ("attention_hidden", 1), ("lstm_hidden", 1)):
     at_least(name, low)
+  if not 0 <= fields["dropout_rate"] < 1:
+    raise ValueError(f"model.dropout_rate must be in [0, 1), got {fields['dropout_rate']!r}")
   if not fields["temperature"] > 0:
     raise ValueError(f"model.temperature must be > 0, got {fields['temperature']!r}")
   return fields

@@ -1,0 +1,18 @@
+"""Table 1 row 6: VGG16 + TP + SA: 4 attention heads, penalty 0.1.
+
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+
+    videmo train --config=configs/table1_sa4_reg01.py:gpu --workdir=runs/table1_sa4_reg01 \
+        --config.init.weights=~/weights/vgg_face
+
+Expected: AFEW validation accuracy (WAR) about 48.3%, as the paper reports.
+"""
+
+from videmo.train import base_config
+
+
+def get_config(hardware: str = "cpu"):
+  config = base_config.get_config(hardware)
+  config.model.num_heads = 4
+  config.penalty_coef = 0.1
+  return config

@@ -1,0 +1,203 @@
+"""Input pipeline: clip shards -> sampled, augmented, masked batches (tfds.data_source + grain).
+
+No TensorFlow: records are read with `tfds.data_source`, frames are kept as JPEG bytes
+(`RawFrames`) and only the frames a batch needs are decoded (Pillow), in grain workers.
+
+Training (paper Sec. 4.2): per clip, `num_frames` (16) frames drawn at random without
+replacement and kept in temporal order; a shorter clip gives all its frames, padded and
+masked (no fake frames enter the pooling). One random `crop_size` crop and one random
+horizontal mirror per clip, the same for all its frames. The stream is an endless,
+per-epoch reshuffled sequence of clips; batch `s` is a pure function of (seed, s), so a
+resumed run sees exactly the batches the uninterrupted run would have seen.
+
+Evaluation: every frame of each clip (or `num_frames` evenly spaced ones), centre crop,
+batches padded to the next length bucket with a frame mask, the last batch filled with
+`valid = False` clips. Clips with no face frame are marked `has_face = False`.
+
+Batch arrays (B clips, F frames, C = crop_size):
+  frames [B, F, C, C, 3] uint8, mask [B, F] bool, label [B] int32, valid [B] bool,
+  index [B] int32 (the clip's record index; -1 for padding).
+Frames stay uint8 until the device, where the train step normalises them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+
+class RawFrames(tfds.decode.Decoder):
+  """Keep a Sequence(Image) feature as its JPEG bytes, so only sampled frames get decoded."""
+
+  def decode_example(self, serialized):
+    return serialized
+
+  def decode_example_np(self, serialized):
+    return serialized
+
+  def decode_batch_example_np(self, serialized):
+    return serialized
+
+
+def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> Any:
+  """Random-access source of one split of a built dataset (e.g. 'synthemo/small', 'validation')."""
+  from videmo.data import builders  # noqa: F401  (registers videmo's builders with TFDS)
+
+  try:
+    sources = tfds.data_source(dataset, data_dir=os.fspath(data_dir) if data_dir else None,
+                               decoders={"frames": RawFrames()})
+  except Exception as err:  # TFDS raises several types for a dataset that is not there
+    raise FileNotFoundError(
+        f"dataset {dataset!r} is not built in {data_dir}: run `videmo prepare --dataset {dataset} "
+        f"--data_dir {data_dir}` first ({type(err).__name__}: {str(err).splitlines()[0]})") from err
+  if split not in sources:
+    raise ValueError(f"split {split!r} not in dataset {dataset!r}; it has {sorted(sources)}")
+  return sources[split]
+
+
+def decode_frames(jpegs: Sequence[bytes]) -> np.ndarray:
+  """JPEG bytes of F frames -> [F, S, S, 3] uint8."""
+  return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs])
+
+
+def face_indices(record: dict) -> np.ndarray:
+  """Indices of the frames that hold a face (all frames if the builder stored only found faces)."""
+  found = np.asarray(record["face_found"], bool)
+  return np.flatnonzero(found) if found.any() else np.zeros((0,), np.int64)
+
+
+def sample_train_indices(num_available: int, num_frames: int, rng: np.random.Generator) -> np.ndarray:
+  """`num_frames` distinct frame indices in temporal order (all frames if fewer): [<= num_frames]."""
+  if num_available <= num_frames:
+    return np.arange(num_available)
+  return np.sort(rng.choice(num_available, size=num_frames, replace=False))
+
+
+def evenly_spaced(num_available: int, num_frames: int | None) -> np.ndarray:
+  """All indices, or `num_frames` evenly spaced ones (centres of equal segments)."""
+  if num_frames is None or num_available <= num_frames:
+    return np.arange(num_available)
+  return np.floor((np.arange(num_frames) + 0.5) * num_available / num_frames).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ClipSampler:
+  """Turns one record into one fixed-size training example (a grain RandomMap)."""
+
+  num_frames: int
+  crop_size: int
+  mirror: bool = True
+  vertical_flip: bool = False
+
+  def __call__(self, record: dict, rng: np.random.Generator) -> dict:
+    faces = face_indices(record)
+    frames = np.zeros((self.num_frames, self.crop_size, self.crop_size, 3), np.uint8)
+    mask = np.zeros((self.num_frames,), bool)
+    if len(faces):
+      chosen = faces[sample_train_indices(len(faces), self.num_frames, rng)]
+      clip = decode_frames([record["frames"][i] for i in chosen])
+      _, h, w, _ = clip.shape
+      if h < self.crop_size or w < self.crop_size:
+        raise ValueError(f"input.crop_size {self.crop_size} is larger than the faces ({h}x{w})")
+      top, left = rng.integers(0, h - self.crop_size + 1), rng.integers(0, w - self.crop_size + 1)
+      clip = clip[:, top:top + self.crop_size, left:left + self.crop_size]
+      if self.mirror and rng.random() < 0.5:
+        clip = clip[:, :, ::-1]
+      if self.vertical_flip and rng.random() < 0.5:
+        clip = clip[:, ::-1]
+      frames[:len(clip)] = clip
+      mask[:len(clip)] = True
+    return dict(frames=frames, mask=mask, label=np.int32(record["label"]),
+                valid=np.bool_(len(faces) > 0), index=np.int32(-1))
+
+
+def train_batches(source: Any, *, batch_size: int, num_frames: int, crop_size: int, seed: int,
+                  start_step: int = 0, mirror: bool = True, vertical_flip: bool = False,
+                  workers: int = 0, process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+  """Endless iterator of this process's training batches, starting at global step `start_step`.
+
+  `batch_size` is the per-process batch; clips with no face come out with valid = False.
+  With `workers` > 0, decoding runs in that many processes ahead of the training loop.
+  """
+  if len(source) == 0:
+    raise ValueError("the training split is empty")
+  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  ds = ds.random_map(ClipSampler(num_frames, crop_size, mirror, vertical_flip), seed=seed + 1)
+  ds = ds[process_index::process_count].batch(batch_size, drop_remainder=True)[start_step:]
+  it = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, workers), prefetch_buffer_size=2 * batch_size))
+  if workers > 0:
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2))
+  return iter(it)
+
+
+def bucket_length(length: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket >= length (the largest bucket if none is)."""
+  for bucket in sorted(buckets):
+    if length <= bucket:
+      return bucket
+  return max(buckets)
+
+
+@dataclass(frozen=True)
+class EvalClip:
+  index: int
+  label: int
+  num_faces: int
+
+
+def eval_clips(source: Any) -> list[EvalClip]:
+  """Label and face count of every clip of a split, in record order."""
+  clips = []
+  for i in range(len(source)):
+    record = source[i]
+    clips.append(EvalClip(i, int(record["label"]), len(face_indices(record))))
+  return clips
+
+
+def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, crop_size: int,
+                 num_frames: int | None = None, buckets: Sequence[int] = (16, 32, 64, 128),
+                 process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+  """This process's share of every evaluation batch, over the clips that have a face.
+
+  Clips are grouped by length so that each batch pads to a small bucket; clips longer than
+  the largest bucket are evenly subsampled to it. `batch_size` is the global batch.
+  """
+  if batch_size % process_count:
+    raise ValueError(f"eval batch_size {batch_size} must be a multiple of the process count {process_count}")
+  with_face = sorted((c for c in clips if c.num_faces > 0), key=lambda c: (c.num_faces, c.index))
+  local = batch_size // process_count
+  for start in range(0, len(with_face), batch_size):
+    group = with_face[start:start + batch_size]
+    lengths = [min(c.num_faces, num_frames or c.num_faces) for c in group]
+    length = bucket_length(max(lengths), buckets)
+    batch = dict(frames=np.zeros((batch_size, length, crop_size, crop_size, 3), np.uint8),
+                 mask=np.zeros((batch_size, length), bool), label=np.zeros((batch_size,), np.int32),
+                 valid=np.zeros((batch_size,), bool), index=np.full((batch_size,), -1, np.int32))
+    mine = range(process_index * local, (process_index + 1) * local)
+    for slot, clip in enumerate(group):
+      batch["label"][slot], batch["valid"][slot], batch["index"][slot] = clip.label, True, clip.index
+      if slot not in mine:
+        continue
+      record = source[clip.index]
+      faces = face_indices(record)
+      chosen = faces[evenly_spaced(len(faces), min(num_frames or length, length))]
+      frames = center_crop(decode_frames([record["frames"][i] for i in chosen]), crop_size)
+      batch["frames"][slot, :len(frames)] = frames
+      batch["mask"][slot, :len(frames)] = True
+    yield {k: v[mine.start:mine.stop] for k, v in batch.items()}
+
+
+def center_crop(frames: np.ndarray, crop_size: int) -> np.ndarray:
+  """[F, H, W, 3] -> [F, C, C, 3], the centre crop."""
+  _, h, w, _ = frames.shape
+  if h < crop_size or w < crop_size:
+    raise ValueError(f"input.crop_size {crop_size} is larger than the faces ({h}x{w})")
+  top, left = (h - crop_size) // 2, (w - crop_size) // 2
+  return frames[:, top:top + crop_size, left:left + crop_size]

@@ -1,0 +1,74 @@
+"""Device mesh and sharding: data parallelism over a 1-D mesh named `data`.
+
+The train step is one jit-compiled program over the global batch: the batch is split along
+its first axis over the `data` mesh axis, parameters and optimiser state are replicated, and
+XLA inserts the all-reduce that averages gradients across devices. This is the per-device
+program `pmap` + `pmean` would run, in the form current JAX maintains (jit + NamedSharding).
+The same code runs on one CPU, all GPUs of a host and a multi-host TPU pod; on several
+hosts each process feeds its share of the global batch (`global_batch`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed() -> bool:
+  """Call `jax.distributed.initialize()` when the environment describes a multi-process job.
+
+  Detected: an explicit coordinator (JAX_COORDINATOR_ADDRESS), SLURM with more than one task,
+  or a Cloud TPU pod slice (TPU_WORKER_HOSTNAMES with several hosts). Returns True if it did.
+  """
+  env = os.environ
+  multi_slurm = int(env.get("SLURM_NTASKS", "1")) > 1
+  tpu_pod = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
+  if "JAX_COORDINATOR_ADDRESS" in env or multi_slurm or tpu_pod:
+    jax.distributed.initialize()
+    return True
+  return False
+
+
+def data_mesh(num_devices: int | None = None) -> Mesh:
+  """A 1-D mesh over all devices (or the first `num_devices`), axis name 'data'."""
+  devices = jax.devices()
+  if num_devices is not None:
+    if not 1 <= num_devices <= len(devices):
+      raise ValueError(f"num_devices must be in 1..{len(devices)}, got {num_devices}")
+    devices = devices[:num_devices]
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Sharding of parameters and optimiser state: a full copy on every device."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Sharding of batch arrays: the leading (clip) axis split over the `data` axis."""
+  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_size(global_batch_size: int, mesh: Mesh) -> int:
+  """The per-process batch size; the global batch must split evenly over devices."""
+  devices = mesh.devices.size
+  if global_batch_size % devices:
+    raise ValueError(f"batch_size {global_batch_size} must be a multiple of the number of devices ({devices})")
+  return global_batch_size // jax.process_count()
+
+
+def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """This process's share of a batch -> global arrays sharded over the `data` axis."""
+  sharding = batch_sharded(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Put a pytree on every device of the mesh."""
+  return jax.device_put(tree, replicated(mesh))

@@ -1,0 +1,70 @@
+"""Checkpoints: the one module that talks to orbax.
+
+A checkpoint is the whole `TrainState` (step, parameters, optimiser state) saved under
+`WORKDIR/checkpoints/<step>`. Orbax writes each one to a temporary folder and renames it
+when complete, so a run killed while saving leaves the previous checkpoints intact and the
+next run resumes from the latest complete one. The data order is a function of the step,
+so the step is all a resumed run needs to see the same batches.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+  """Save and restore `TrainState`s in a work directory.
+
+  Args:
+    workdir: the run's directory (checkpoints go to `workdir/checkpoints`).
+    max_to_keep: how many recent checkpoints to keep.
+  """
+
+  def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3):
+    self.directory = Path(workdir).absolute() / "checkpoints"
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=False)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def save(self, step: int, state: Any) -> None:
+    """Save `state` as step `step` (blocking: when this returns, the checkpoint is complete)."""
+    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._manager.wait_until_finished()
+
+  def restore(self, target: Any, step: int | None = None) -> Any:
+    """Restore the checkpoint at `step` (default: latest) into the structure/shardings of `target`."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def close(self) -> None:
+    self._manager.close()
+
+
+def restore_params(path: str | os.PathLike, target_state: Any) -> tuple[Any, int]:
+  """(state, step) from a work directory (latest step) or a step folder `.../checkpoints/<step>`."""
+  path = Path(path).absolute()
+  if not path.exists():
+    raise FileNotFoundError(f"--checkpoint {path} does not exist")
+  if path.name.isdigit() and path.parent.name == "checkpoints":
+    workdir, step = path.parent.parent, int(path.name)
+  else:
+    workdir, step = path, None
+  checkpoints = Checkpoints(workdir)
+  try:
+    step = checkpoints.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"--checkpoint {path}: no checkpoint found (expected {workdir}/checkpoints/<step>)")
+    return checkpoints.restore(target_state, step), step
+  finally:
+    checkpoints.close()

@@ -1,0 +1,45 @@
+"""`videmo eval`: evaluate a saved model on a split and write its metrics next to the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ml_collections
+
+from videmo.models.input_convention import InputConvention
+from videmo.train import checkpoint as checkpoint_lib
+from videmo.train import loop
+from videmo.train import metrics as metrics_lib
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str) -> tuple[dict, Path]:
+  """Evaluate `checkpoint` (a work directory or WORKDIR/checkpoints/STEP) on config.eval_split.
+
+  Returns the metrics record and the path of the JSON written (WORKDIR/eval_SPLIT_STEP.json).
+  The input normalisation is the one the run trained with (WORKDIR/input_convention.json).
+  """
+  path = Path(checkpoint).expanduser().absolute()
+  workdir = path.parent.parent if path.name.isdigit() and path.parent.name == "checkpoints" else path
+  convention_file = workdir / loop.CONVENTION_FILE
+  if not convention_file.exists():
+    raise FileNotFoundError(f"--checkpoint {path}: {convention_file} is missing; is this a videmo work directory?")
+  convention = InputConvention.from_dict(json.loads(convention_file.read_text()))
+  with config.unlocked():
+    config.init.weights = ""  # the checkpoint holds the whole model
+    config.init.pretrained_required = False
+  exp = loop.make_experiment(config, convention)
+  state, optimizer, _, schedule = loop.init_state(
+      config, exp.model, exp.mesh, config.input.num_frames, config.input.crop_size,
+      exp.numbers["steps_per_epoch"], exp.numbers["total_steps"])
+  state, step = checkpoint_lib.restore_params(path, state)
+  _, eval_step = loop.compile_steps(exp, optimizer, schedule)
+  clips = loop.pipeline.eval_clips(exp.eval_source)
+  result = loop.evaluate(eval_step, state.params, exp.eval_source, clips, config, exp.mesh, exp.num_classes)
+  name = f"eval_{config.eval_split}_{step}"
+  record = loop.write_results(workdir, step, result, exp.class_names, config, name=name)
+  headline = result["metrics"][config.no_face_policy]
+  print(f"{config.dataset} {config.eval_split} at step {step}: {metrics_lib.summary_line(headline)}")
+  for class_name, recall in zip(exp.class_names, headline["per_class_recall"]):
+    print(f"  {class_name:>10}: {100 * recall:5.1f}%")
+  return record, workdir / f"{name}.json"

@@ -1,0 +1,322 @@
+"""`train_and_evaluate(config, workdir)`: the whole training run, resumable after a kill.
+
+1. Open the dataset (building it first when `config.build_if_missing`, e.g. SynthEmo).
+2. Build the model, initialise it or load a converted pre-trained trunk (`config.init.weights`).
+3. Make the optimiser (parameter groups, SGDR) and log every parameter's group.
+4. Resume from the latest checkpoint in `workdir/checkpoints`, if any.
+5. Train with a jit-compiled data-parallel step over all devices, logging to TensorBoard and
+   the console, checkpointing every `checkpoint_every_steps` and evaluating every
+   `eval_every_epochs`; a non-finite loss stops the run with the last good checkpoint intact.
+6. Evaluate and write `workdir/metrics.json` and `workdir/confusion.png`.
+
+Derived numbers (classes, steps per epoch, total steps, SGDR cycle steps) are computed here
+from the config and the dataset, never inside a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from videmo import parallel
+from videmo.data import pipeline
+from videmo.models import video
+from videmo.models.input_convention import VGGFACE_CONVENTION, InputConvention
+from videmo.train import checkpoint as checkpoint_lib
+from videmo.train import metrics as metrics_lib
+from videmo.train import optim, steps, writers
+from videmo.train.config_check import check_config
+
+log = logging.getLogger("videmo.train")
+
+CONVENTION_FILE = "input_convention.json"  # the trunk's input normalisation, next to the checkpoints
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or Inf loss or gradient."""
+
+
+def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]]:
+  """(train source, eval source, class names), building the dataset first if asked to."""
+  import tensorflow_datasets as tfds
+
+  from videmo.data import prepare
+
+  data_dir = config.data_dir or os.path.expanduser("~/tensorflow_datasets")
+  builder = prepare.load_builder(config.dataset, data_dir)
+  if not builder.is_prepared():
+    if not config.build_if_missing:
+      raise FileNotFoundError(f"dataset {config.dataset!r} is not built in {data_dir}; run "
+                              f"`videmo prepare --dataset {config.dataset} --data_dir {data_dir}` "
+                              f"or set --config.build_if_missing=True")
+    print(f"building {config.dataset} in {data_dir} (once)")
+    builder.download_and_prepare(file_format="array_record",
+                                 download_config=tfds.download.DownloadConfig())
+  class_names = list(builder.info.features["label"].names)
+  train = pipeline.open_split(config.dataset, config.train_split, data_dir)
+  evaluation = pipeline.open_split(config.dataset, config.eval_split, data_dir)
+  return train, evaluation, class_names
+
+
+def derived_numbers(config: ml_collections.ConfigDict, num_train_clips: int) -> dict[str, int]:
+  """Steps per epoch and total steps (config.num_train_steps > 0 overrides the epochs)."""
+  steps_per_epoch = max(1, num_train_clips // config.batch_size)
+  total = config.num_train_steps if config.num_train_steps > 0 else int(round(config.num_epochs * steps_per_epoch))
+  return dict(steps_per_epoch=steps_per_epoch, total_steps=total,
+              eval_every_steps=max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
+              if config.eval_every_epochs > 0 else 0)
+
+
+def load_convention(config: ml_collections.ConfigDict) -> InputConvention:
+  """The trunk's input convention: the converted weights' own, else VGG-Face's."""
+  if config.init.weights:
+    from videmo.models import pretrained
+
+    return pretrained.load_converted(config.init.weights)[1]
+  return VGGFACE_CONVENTION
+
+
+def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_epoch: int,
+               total_steps: int) -> tuple[steps.TrainState, Any, Any, Any]:
+  """(replicated TrainState, optimizer, group labels, unit LR schedule)."""
+  dummy = jnp.zeros((1, num_frames, crop_size, crop_size, 3), jnp.float32)
+  params = jax.jit(model.init)(jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"]
+  if config.init.weights:
+    from videmo.models import pretrained
+
+    params, report = pretrained.load_trunk_into(
+        params, config.init.weights, allow_missing=tuple(config.init.allow_missing),
+        allow_unexpected=tuple(config.init.allow_unexpected))
+    log.info("pre-trained trunk: %s", report)
+    print(f"loaded pre-trained trunk from {config.init.weights}:\n{report}")
+  optimizer, labels, schedule = optim.make_optimizer(params, config.optim, total_steps, steps_per_epoch)
+  for line in optim.describe_groups(params, labels):
+    log.info("param group %s", line)
+  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+  return parallel.replicate(state, mesh), optimizer, labels, schedule
+
+
+def evaluate(eval_step, params, source, clips, config, mesh, num_classes: int) -> dict:
+  """Metrics of one split under both no-face policies, plus per-clip outputs."""
+  predictions = np.full(len(clips), -1, np.int64)
+  probabilities = np.zeros((len(clips), num_classes), np.float32)
+  loss_sum, correct, count = 0.0, 0, 0
+  confusion = np.zeros((num_classes, num_classes), np.int64)
+  for local in pipeline.eval_batches(source, clips, batch_size=config.eval_batch_size,
+                                     crop_size=config.input.crop_size,
+                                     num_frames=config.input.eval_num_frames or None,
+                                     buckets=tuple(config.input.eval_buckets),
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
+    out = eval_step(params, parallel.global_batch(local, mesh))
+    loss_sum += float(out["loss_sum"])
+    correct += int(out["correct"])
+    count += int(out["count"])
+    confusion += np.asarray(out["confusion"])
+    index = np.asarray(multihost_utils.process_allgather(parallel.global_batch(
+        {"index": local["index"]}, mesh)["index"], tiled=True))
+    log_probs = np.asarray(multihost_utils.process_allgather(out["log_probs"], tiled=True))
+    real = index >= 0
+    predictions[index[real]] = log_probs[real].argmax(-1)
+    probabilities[index[real]] = np.exp(log_probs[real])
+  labels = np.array([c.label for c in clips])
+  has_face = np.array([c.num_faces > 0 for c in clips])
+  results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes)
+  # The device-side sums and the per-clip predictions must tell the same story.
+  assert count == int(has_face.sum()) and correct == int(np.trace(results["exclude"]["confusion"])), \
+      "evaluation sums disagree with per-clip predictions"
+  return dict(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
+              probabilities=probabilities, labels=labels, has_face=has_face)
+
+
+def _jsonable(metrics: dict, class_names: list[str]) -> dict:
+  out = {}
+  for policy, m in metrics.items():
+    out[policy] = dict(war=m["war"], uar=m["uar"], count=m["count"],
+                       per_class_recall={n: (None if np.isnan(r) else float(r))
+                                         for n, r in zip(class_names, m["per_class_recall"])},
+                       confusion=m["confusion"].tolist())
+  return out
+
+
+def write_results(workdir: Path, step: int, evaluation: dict, class_names: list[str], config,
+                  name: str = "metrics") -> dict:
+  """NAME.json and NAME_confusion.png ('confusion.png' for the final metrics) in `workdir`."""
+  record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=class_names,
+                loss=evaluation["loss"], headline_policy=config.no_face_policy,
+                **_jsonable(evaluation["metrics"], class_names))
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))
+    headline = evaluation["metrics"][config.no_face_policy]
+    metrics_lib.plot_confusion(headline["confusion"], class_names, workdir / ("confusion.png" if name == "metrics" else f"{name}_confusion.png"),
+                               title=f"{config.dataset} {config.eval_split}, step {step}: "
+                                     f"{metrics_lib.summary_line(headline)}")
+  return record
+
+
+@dataclasses.dataclass
+class Experiment:
+  """What a config resolves to at run time: devices, data, model, derived numbers."""
+
+  config: ml_collections.ConfigDict
+  mesh: Any
+  train_source: Any
+  eval_source: Any
+  class_names: list[str]
+  model: Any
+  numbers: dict[str, int]
+  convention: InputConvention
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def normalise(self, frames):
+    """uint8 RGB frames [..., H, W, 3] -> the trunk's float32 input (traceable)."""
+    return self.convention.normalize(frames, jnp.float32)
+
+
+def make_experiment(config: ml_collections.ConfigDict, convention: InputConvention | None = None) -> Experiment:
+  """Check the config, make the mesh, open the data, build the model, derive the numbers."""
+  check_config(config)
+  parallel.initialize_distributed()
+  mesh = parallel.data_mesh(config.num_devices or None)
+  parallel.check_batch_size(config.batch_size, mesh)
+  parallel.check_batch_size(config.eval_batch_size, mesh)
+  train_source, eval_source, class_names = open_dataset(config)
+  num_classes = len(class_names)
+  if config.model.num_classes not in (None, num_classes):
+    raise ValueError(f"config.model.num_classes is {config.model.num_classes} but {config.dataset} has "
+                     f"{num_classes} classes {class_names}; leave it unset to take the dataset's")
+  model = video.build_model(dict(config.model.to_dict(), num_classes=num_classes))
+  numbers = derived_numbers(config, len(train_source))
+  return Experiment(config, mesh, train_source, eval_source, class_names, model, numbers,
+                    convention or load_convention(config))
+
+
+def compile_steps(exp: Experiment, optimizer, schedule):
+  """(train_step, eval_step), jit-compiled for the experiment's mesh."""
+  replicated, sharded = parallel.replicated(exp.mesh), parallel.batch_sharded(exp.mesh)
+  train_step = jax.jit(
+      steps.make_train_step(exp.model, optimizer, exp.normalise, exp.config.penalty_coef, schedule),
+      in_shardings=(replicated, sharded, replicated), out_shardings=(replicated, replicated),
+      donate_argnums=(0,))
+  eval_step = jax.jit(steps.make_eval_step(exp.model, exp.normalise, exp.num_classes),
+                      in_shardings=(replicated, sharded))
+  return train_step, eval_step
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Train (or resume) and evaluate; returns the final metrics record (also in metrics.json)."""
+  workdir = Path(workdir).absolute()
+  exp = make_experiment(config)
+  mesh, numbers = exp.mesh, exp.numbers
+  local_batch = parallel.check_batch_size(config.batch_size, mesh)
+  log.info("derived: %s; input convention: %s", numbers, exp.convention.describe())
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / CONVENTION_FILE).write_text(json.dumps(exp.convention.to_dict()))
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+  state, optimizer, _, schedule = init_state(config, exp.model, mesh, config.input.num_frames,
+                                             config.input.crop_size, numbers["steps_per_epoch"],
+                                             numbers["total_steps"])
+  checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
+  start = checkpoints.latest_step() or 0
+  if start:
+    state = checkpoints.restore(state, start)
+    print(f"resumed from {checkpoints.directory}/{start}")
+
+  train_step, eval_step = compile_steps(exp, optimizer, schedule)
+  train_source, eval_source, num_classes = exp.train_source, exp.eval_source, exp.num_classes
+  eval_clips = pipeline.eval_clips(eval_source)
+  writer = writers.create_writer(workdir)
+  if start == 0:
+    writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
+
+  batches = pipeline.train_batches(
+      train_source, batch_size=local_batch, num_frames=config.input.num_frames,
+      crop_size=config.input.crop_size, seed=config.seed, start_step=start,
+      mirror=config.input.mirror, vertical_flip=config.input.vertical_flip,
+      workers=config.input.workers, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  rng = jax.random.key(config.seed + 7)
+  total = numbers["total_steps"]
+  pending, history = None, []
+  timer = time.perf_counter()
+  progress = tqdm(range(start, total), initial=start, total=total, desc="train", unit="step",
+                  disable=jax.process_index() != 0 or not config.progress_bar)
+  for step in progress:
+    batch = parallel.global_batch(next(batches), mesh)
+    state, step_metrics = train_step(state, batch, rng)
+    if pending is not None:  # look at the previous step's metrics while this one runs
+      _check_finite(*pending, checkpoints)
+      history.append(pending[1])
+    pending = (step, step_metrics)
+    done = step + 1
+    if done % config.log_every_steps == 0 or done == total:
+      _check_finite(*pending, checkpoints)
+      history.append(pending[1])
+      pending = None
+      scalars = {f"train/{k}": float(np.mean([float(m[k]) for m in history])) for k in history[0]}
+      elapsed = time.perf_counter() - timer
+      scalars["train/steps_per_second"] = len(history) / elapsed
+      scalars["train/clips_per_second"] = len(history) * config.batch_size / elapsed
+      writer.write_scalars(done, scalars)
+      progress.set_postfix(loss=f"{scalars['train/loss']:.3f}", acc=f"{scalars['train/accuracy']:.2f}")
+      history, timer = [], time.perf_counter()
+    if done % config.checkpoint_every_steps == 0 or done == total:
+      if pending is not None:
+        _check_finite(*pending, checkpoints)
+      checkpoints.save(done, state)
+    if numbers["eval_every_steps"] and done % numbers["eval_every_steps"] == 0 and done != total:
+      result = evaluate(eval_step, state.params, eval_source, eval_clips, config, mesh, num_classes)
+      _write_eval(writer, done, result, config)
+  progress.close()
+
+  final_step = int(state.step)
+  result = evaluate(eval_step, state.params, eval_source, eval_clips, config, mesh, num_classes)
+  _write_eval(writer, final_step, result, config)
+  writer.flush()
+  checkpoints.close()
+  record = write_results(workdir, final_step, result, exp.class_names, config)
+  headline = result["metrics"][config.no_face_policy]
+  print(f"{config.dataset} {config.eval_split} at step {final_step}: {metrics_lib.summary_line(headline)}"
+        f"  [no-face clips: {config.no_face_policy}; "
+        f"other policy: {metrics_lib.summary_line(result['metrics'][_other(config.no_face_policy)])}]")
+  return record
+
+
+def _other(policy: str) -> str:
+  return [p for p in metrics_lib.NO_FACE_POLICIES if p != policy][0]
+
+
+def _write_eval(writer, step: int, result: dict, config) -> None:
+  scalars = {f"eval/loss": result["loss"]}
+  for policy, m in result["metrics"].items():
+    scalars[f"eval/war_{policy}"] = m["war"]
+    scalars[f"eval/uar_{policy}"] = m["uar"]
+  writer.write_scalars(step, scalars)
+
+
+def _check_finite(step: int, step_metrics: dict, checkpoints) -> None:
+  if float(step_metrics["finite"]) < 1:
+    last = checkpoints.latest_step()
+    raise NonFiniteLossError(
+        f"non-finite loss or gradient at step {step + 1} (loss={float(step_metrics['loss'])}); "
+        f"training stopped, the last good checkpoint is "
+        f"{'step ' + str(last) if last is not None else 'none (no checkpoint was saved yet)'} "
+        f"in {checkpoints.directory}")

@@ -1,0 +1,102 @@
+"""Pure training and evaluation steps (jit-compiled by the loop over the `data` mesh).
+
+Batches (B clips, F frames, S×S crops):
+  frames [B, F, S, S, 3] uint8   faces as stored; normalised inside the step
+  mask   [B, F] bool              True = real frame
+  label  [B] int32
+  valid  [B] bool                 False = padding clip (evaluation fills the last batch)
+
+Loss = mean over valid clips of −log p(y|S) + penalty_coef · (attention penalty), the
+penalty being ‖A·Aᵀ − I‖²_F averaged over real frames (paper Sec. 3.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+Batch = dict[str, jnp.ndarray]
+Normalise = Callable[[jnp.ndarray], jnp.ndarray]
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a checkpoint holds: the step, the parameters and the optimiser state."""
+
+  step: jnp.ndarray
+  params: Any
+  opt_state: Any
+
+
+def _loss(model: nn.Module, params: Any, batch: Batch, normalise: Normalise, penalty_coef: float,
+          rng: jax.Array | None) -> tuple[jnp.ndarray, dict]:
+  frames = normalise(batch["frames"])
+  rngs = {"dropout": rng} if rng is not None else None
+  out = model.apply({"params": params}, frames, batch["mask"], rngs=rngs,
+                    deterministic=rng is None)
+  valid = batch["valid"].astype(jnp.float32)
+  nll = -jnp.take_along_axis(out["log_probs"], batch["label"][:, None], axis=1)[:, 0]
+  count = jnp.maximum(jnp.sum(valid), 1.0)
+  cross_entropy = jnp.sum(nll * valid) / count
+  loss = cross_entropy + penalty_coef * out["penalty"]
+  correct = (jnp.argmax(out["log_probs"], -1) == batch["label"]).astype(jnp.float32)
+  metrics = dict(loss=loss, cross_entropy=cross_entropy, penalty=out["penalty"],
+                 accuracy=jnp.sum(correct * valid) / count)
+  return loss, metrics
+
+
+def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, normalise: Normalise,
+                    penalty_coef: float, schedule: Callable | None = None):
+  """train_step(state, batch, rng) -> (state, metrics).
+
+  A non-finite loss or gradient leaves the state unchanged (metrics['finite'] = 0), so the
+  loop can stop with the last good state intact.
+  """
+
+  def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict]:
+    rng = jax.random.fold_in(rng, state.step)
+    grad_fn = jax.value_and_grad(_loss, argnums=1, has_aux=True)
+    (loss, metrics), grads = grad_fn(model, state.params, batch, normalise, penalty_coef, rng)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    new_state = TrainState(step=state.step + jnp.where(finite, 1, 0),
+                           params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state))
+    metrics = dict(metrics, finite=finite.astype(jnp.float32), grad_norm=optax.tree.norm(grads))
+    if schedule is not None:
+      metrics["lr_scale"] = schedule(state.step)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(model: nn.Module, normalise: Normalise, num_classes: int):
+  """eval_step(params, batch) -> sums over valid clips, plus per-clip log-probabilities.
+
+  Returns dict(loss_sum, correct, count, confusion [E, E] (rows = true class), log_probs [B, E],
+  frame_importance [B, F]); sums add up exactly across batches and devices.
+  """
+
+  def eval_step(params: Any, batch: Batch) -> dict:
+    out = model.apply({"params": params}, normalise(batch["frames"]), batch["mask"])
+    valid = batch["valid"]
+    nll = -jnp.take_along_axis(out["log_probs"], batch["label"][:, None], axis=1)[:, 0]
+    predicted = jnp.argmax(out["log_probs"], -1)
+    one_hot_true = jax.nn.one_hot(batch["label"], num_classes, dtype=jnp.int32) * valid[:, None]
+    one_hot_pred = jax.nn.one_hot(predicted, num_classes, dtype=jnp.int32)
+    return dict(
+        loss_sum=jnp.sum(jnp.where(valid, nll, 0.0)),
+        correct=jnp.sum((predicted == batch["label"]) & valid),
+        count=jnp.sum(valid.astype(jnp.int32)),
+        confusion=one_hot_true.T @ one_hot_pred,
+        log_probs=out["log_probs"],
+        frame_importance=out["frame_importance"],
+    )
+
+  return eval_step
