@@ -23,13 +23,17 @@ DATA_AXIS = "data"
 def initialize_distributed() -> bool:
   """Call `jax.distributed.initialize()` when the environment describes a multi-process job.
 
-  Detected: an explicit coordinator (JAX_COORDINATOR_ADDRESS), SLURM with more than one task,
-  or a Cloud TPU pod slice (TPU_WORKER_HOSTNAMES with several hosts). Returns True if it did.
+  Detected: VIDEMO_DISTRIBUTED=1 (set by launch/tpu_pod.sh), an explicit coordinator
+  (JAX_COORDINATOR_ADDRESS), SLURM with more than one task, or a Cloud TPU pod slice
+  (TPU_WORKER_HOSTNAMES with several hosts); JAX finds the cluster's details itself.
+  Returns True if it initialised.
   """
   env = os.environ
+  if jax.distributed.is_initialized():
+    return True
   multi_slurm = int(env.get("SLURM_NTASKS", "1")) > 1
   tpu_pod = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
-  if "JAX_COORDINATOR_ADDRESS" in env or multi_slurm or tpu_pod:
+  if env.get("VIDEMO_DISTRIBUTED") == "1" or "JAX_COORDINATOR_ADDRESS" in env or multi_slurm or tpu_pod:
     jax.distributed.initialize()
     return True
   return False

@@ -28,6 +28,9 @@ VGG16_LAYER_NAMES: tuple[str, ...] = tuple(
     f"conv{b + 1}_{i + 1}" for b, block in enumerate(VGG16_BLOCKS) for i in range(len(block)))
 VGG16_STRIDE = 16  # total down-sampling of the four max-pools
 VGG16_PARAM_COUNT = 14_714_688  # parameters of the 13 conv layers at full width
+# He (Kaiming) normal initialisation, fan-out mode, as torchvision initialises VGG: without it a
+# 13-layer ReLU stack without normalisation trained from scratch barely passes a gradient.
+KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def feature_dim(width_divisor: int = 1) -> int:
@@ -62,7 +65,7 @@ class VGG16(nn.Module):
     for b, block in enumerate(VGG16_BLOCKS):
       for i, channels in enumerate(block):
         x = nn.Conv(channels // self.width_divisor, (3, 3), padding="SAME", dtype=self.dtype,
-                    name=f"conv{b + 1}_{i + 1}")(x)
+                    kernel_init=KERNEL_INIT, name=f"conv{b + 1}_{i + 1}")(x)
         x = nn.relu(x)
       if b < len(VGG16_BLOCKS) - 1:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))

@@ -68,6 +68,7 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
       sgdr_cycle_epochs=10.0,        # first warm-restart cycle; cycles of 10 then 20 epochs = 30
       sgdr_multiplier=2.0,
       sgdr_min_ratio=0.0,
+      clip_grad_norm=0.0,            # > 0: clip the gradient's global norm (the paper does not)
   ))
 
   config.batch_size = 16             # global: split over all devices and hosts

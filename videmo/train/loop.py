@@ -33,7 +33,7 @@ from tqdm import tqdm
 from videmo import parallel
 from videmo.data import pipeline
 from videmo.models import video
-from videmo.models.input_convention import VGGFACE_CONVENTION, InputConvention
+from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
 from videmo.train import metrics as metrics_lib
 from videmo.train import optim, steps, writers
@@ -80,12 +80,14 @@ def derived_numbers(config: ml_collections.ConfigDict, num_train_clips: int) -> 
 
 
 def load_convention(config: ml_collections.ConfigDict) -> InputConvention:
-  """The trunk's input convention: the converted weights' own, else VGG-Face's."""
+  """The trunk's input convention: the converted weights' own; for a trunk trained from
+  scratch, unit-scale inputs (ImageNet's mean and std: VGG-Face's 0..255 range would make a
+  freshly initialised 13-layer ReLU stack blow up)."""
   if config.init.weights:
     from videmo.models import pretrained
 
     return pretrained.load_converted(config.init.weights)[1]
-  return VGGFACE_CONVENTION
+  return IMAGENET_CONVENTION
 
 
 def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_epoch: int,

@@ -108,8 +108,9 @@ def make_optimizer(params: Any, optim_config: Mapping[str, Any], total_steps: in
   """(optimizer, group labels, unit schedule) for the config's `optim` block.
 
   Fields: groups (see module doc), momentum, nesterov, weight_decay, sgdr_cycle_epochs,
-  sgdr_multiplier, sgdr_min_ratio. Weight decay is added to the gradient before momentum, as
-  in classic SGD (PyTorch's `weight_decay`).
+  sgdr_multiplier, sgdr_min_ratio, clip_grad_norm. Weight decay is added to the gradient
+  before momentum, as in classic SGD (PyTorch's `weight_decay`). clip_grad_norm > 0 first
+  rescales the whole gradient to at most that global norm (the paper does not clip: 0).
   """
   labels = group_labels(params, optim_config["groups"])
   cycle_steps = int(round(optim_config["sgdr_cycle_epochs"] * steps_per_epoch))
@@ -125,4 +126,10 @@ def make_optimizer(params: Any, optim_config: Mapping[str, Any], total_steps: in
         optax.add_decayed_weights(optim_config["weight_decay"]),
         optax.sgd(lambda step, lr=lr: lr * schedule(step), momentum=optim_config["momentum"],
                   nesterov=optim_config["nesterov"]))
-  return optax.multi_transform(transforms, labels), labels, schedule
+  optimizer = optax.multi_transform(transforms, labels)
+  clip = optim_config.get("clip_grad_norm", 0.0)
+  if clip < 0:
+    raise ValueError(f"optim.clip_grad_norm must be >= 0 (0 = no clipping), got {clip}")
+  if clip > 0:
+    optimizer = optax.chain(optax.clip_by_global_norm(clip), optimizer)
+  return optimizer, labels, schedule

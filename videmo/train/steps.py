@@ -50,12 +50,16 @@ def _loss(model: nn.Module, params: Any, batch: Batch, normalise: Normalise, pen
   return loss, metrics
 
 
+def _all_finite(tree: Any) -> jnp.ndarray:
+  return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, normalise: Normalise,
                     penalty_coef: float, schedule: Callable | None = None):
   """train_step(state, batch, rng) -> (state, metrics).
 
-  A non-finite loss or gradient leaves the state unchanged (metrics['finite'] = 0), so the
-  loop can stop with the last good state intact.
+  A non-finite loss, gradient or updated parameter leaves the state unchanged
+  (metrics['finite'] = 0), so the loop can stop with the last good state intact.
   """
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, dict]:
@@ -64,7 +68,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, n
     (loss, metrics), grads = grad_fn(model, state.params, batch, normalise, penalty_coef, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = TrainState(step=state.step + jnp.where(finite, 1, 0),
                            params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state))

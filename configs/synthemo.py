@@ -1,0 +1,43 @@
+"""SynthEmo demo: the paper's model (narrow VGG16 trunk + SA(2) + TP) trained from scratch on synthemo/small.
+
+    videmo train --config=configs/synthemo.py --workdir=runs/synthemo
+
+Builds synthemo/small in ~/tensorflow_datasets first if it is absent (about 30 s), then
+trains on 2 CPU cores in under 10 minutes. Expected: validation WAR and UAR far above the
+1/7 = 14% of chance (see README.md for the measured figures).
+
+No pre-trained weights exist for the narrow trunk, so it trains from scratch, with one
+learning rate for every parameter, clipped gradients, and unit-scale inputs.
+"""
+
+from videmo.train import base_config
+
+
+def get_config(hardware: str = "cpu"):
+  config = base_config.get_config(hardware)
+  config.dataset = "synthemo/small"
+  config.build_if_missing = True
+  config.init.pretrained_required = False
+
+  config.model.trunk_width_divisor = 8
+  config.model.attention_hidden = 32
+  config.model.num_heads = 2
+  config.penalty_coef = 0.1
+
+  config.input.crop_size = 48            # random 48x48 crops of the 64x64 faces
+  config.input.workers = 0
+
+  # From scratch and without normalisation layers, a 13-layer ReLU stack needs its gradient
+  # clipped to train at a useful rate with plain SGD.
+  config.optim.groups = dict(all=dict(pattern=".", lr=0.02, frozen=False))
+  config.optim.clip_grad_norm = 0.5
+  config.optim.sgdr_cycle_epochs = 4.0
+  config.optim.sgdr_multiplier = 2.0
+
+  config.batch_size = 8
+  config.eval_batch_size = 16
+  config.num_epochs = 12.0
+  config.eval_every_epochs = 4.0
+  config.log_every_steps = 20
+  config.checkpoint_every_steps = 100
+  return config
