@@ -1,6 +1,6 @@
 """Table 1 row 3: VGG16 + TP + SA: 1 attention head, no diversity penalty.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_sa1_reg0.py:gpu --workdir=runs/table1_sa1_reg0 \
         --config.init.weights=~/weights/vgg_face

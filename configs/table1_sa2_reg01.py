@@ -1,6 +1,6 @@
 """Table 1 row 4: VGG16 + TP + SA: 2 attention heads, penalty 0.1.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_sa2_reg01.py:gpu --workdir=runs/table1_sa2_reg01 \
         --config.init.weights=~/weights/vgg_face

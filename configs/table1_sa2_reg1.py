@@ -1,6 +1,6 @@
 """Table 1 row 5 and Table 2 row 4 (the paper's model): VGG16 + TP + SA: 2 attention heads, penalty 1.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_sa2_reg1.py:gpu --workdir=runs/table1_sa2_reg1 \
         --config.init.weights=~/weights/vgg_face

@@ -1,6 +1,6 @@
 """Table 1 row 2: VGG16 + TP + SHIFT: attention clusters with shifting (Long et al. 2018), 2 units, no penalty.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_shift.py:gpu --workdir=runs/table1_shift \
         --config.init.weights=~/weights/vgg_face

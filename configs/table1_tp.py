@@ -1,6 +1,6 @@
 """Table 1 row 1 and Table 2 row 3: VGG16 + TP: no spatial attention (the descriptors are averaged), temporal softmax pooling.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_tp.py:gpu --workdir=runs/table1_tp \
         --config.init.weights=~/weights/vgg_face

@@ -1,6 +1,6 @@
 """Table 2 row 2: VGG16 + AVG: frame scores averaged before the softmax, no spatial attention.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table2_avg.py:gpu --workdir=runs/table2_avg \
         --config.init.weights=~/weights/vgg_face

@@ -1,6 +1,6 @@
 """Table 2 row 1: VGG16 + LSTM (Fan et al. 2016): an LSTM over the frame features, no spatial attention.
 
-Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vgg_face_pth ...`):
+Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table2_lstm.py:gpu --workdir=runs/table2_lstm \
         --config.init.weights=~/weights/vgg_face

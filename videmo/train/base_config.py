@@ -53,8 +53,8 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
   config.init = ml_collections.ConfigDict(dict(
       weights="",                    # a folder written by `videmo convert-weights` ('' = random init)
       pretrained_required=True,      # the paper fine-tunes VGG-Face: refuse to start without weights
-      allow_missing=(),              # trunk parameter names (regex) the weights may lack
-      allow_unexpected=(),           # names in the weights the model may ignore (regex)
+      allow_missing=(),              # trunk parameter names the weights may lack (regex on e.g. 'conv5_3/kernel')
+      allow_unexpected=(),           # names in the weights the model may ignore (regex on e.g. 'fc6/kernel')
   ))
 
   config.optim = ml_collections.ConfigDict(dict(

@@ -86,7 +86,7 @@ def load_convention(config: ml_collections.ConfigDict) -> InputConvention:
   if config.init.weights:
     from videmo.models import pretrained
 
-    return pretrained.load_converted(config.init.weights)[1]
+    return pretrained.load_convention(config.init.weights)
   return IMAGENET_CONVENTION
 
 
