@@ -45,7 +45,13 @@ class Checkpoints:
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as err:
+      raise ValueError(
+          f"the checkpoint {self.directory}/{step} does not match this config's model or optimiser "
+          f"(was it written with other model or optim settings?); use a fresh --workdir. "
+          f"orbax: {' '.join(str(err).split())[:300]}") from None
 
   def close(self) -> None:
     self._manager.close()

@@ -1,0 +1,218 @@
+"""Training end to end on synthemo/tiny: every config runs, kill-and-resume, NaN stop, eval buckets, learning.
+
+synthemo/tiny (32x32 faces, a few dozen short clips) is built once per test session.
+"""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from videmo import parallel
+from videmo.data import pipeline
+from videmo.train import checkpoint as checkpoint_lib
+from videmo.train import loop
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.py"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  from videmo.data.prepare import load_builder
+
+  directory = tmp_path_factory.mktemp("tfds")
+  load_builder("synthemo/tiny", directory, workers=1).download_and_prepare(file_format="array_record")
+  return directory
+
+
+def load_config(path: Path, arg: str | None = None):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def tiny(config, data_dir, steps=2):
+  """Shrink any config to synthemo/tiny, a 1/16-width trunk and a few steps on one device."""
+  config.dataset = "synthemo/tiny"
+  config.data_dir = str(data_dir)
+  config.build_if_missing = False
+  config.init.pretrained_required = False
+  config.init.weights = ""
+  config.model.trunk_width_divisor = 16
+  config.model.attention_hidden = 8
+  config.model.lstm_hidden = 8
+  config.input.crop_size = 32
+  config.input.num_frames = 4
+  config.input.workers = 0
+  config.input.eval_num_frames = 4
+  config.input.eval_buckets = (4,)
+  config.batch_size = 4
+  config.eval_batch_size = 4
+  config.num_train_steps = steps
+  config.eval_every_epochs = 0.0
+  config.log_every_steps = 1
+  config.checkpoint_every_steps = 1
+  config.num_devices = 1
+  config.progress_bar = False
+  return config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_loads_and_runs_a_step(path, data_dir, tmp_path):
+  config = tiny(load_config(path), data_dir, steps=1)
+  record = loop.train_and_evaluate(config, tmp_path)
+  assert record["step"] == 1
+  assert set(record) >= {"wrong", "exclude", "classes", "loss"}
+  assert (tmp_path / "metrics.json").exists() and (tmp_path / "confusion.png").exists()
+  assert list((tmp_path / "checkpoints").iterdir())
+
+
+@pytest.mark.parametrize("hardware", ["cpu", "gpu", "tpu"])
+def test_hardware_variants_load(hardware):
+  config = load_config(REPO / "configs" / "table1_sa2_reg1.py", hardware)
+  assert config.model.dtype == ("float32" if hardware == "cpu" else "bfloat16")
+
+
+def test_paper_config_without_weights_fails_early_and_clearly(data_dir, tmp_path):
+  config = load_config(REPO / "configs" / "table1_sa2_reg1.py")
+  with pytest.raises(ValueError, match="config.init.weights is empty"):
+    loop.train_and_evaluate(config, tmp_path)
+
+
+def test_wrong_config_values_name_the_field(data_dir, tmp_path):
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir)
+  config.no_face_policy = "skip"
+  with pytest.raises(ValueError, match=r"config.no_face_policy must be one of \('wrong', 'exclude'\)"):
+    loop.train_and_evaluate(config, tmp_path)
+  config.no_face_policy = "wrong"
+  config.model.temporal = "attention"
+  with pytest.raises(ValueError, match=r"model.temporal must be one of"):
+    loop.train_and_evaluate(config, tmp_path)
+
+
+def final_params(workdir):
+  checkpoints = checkpoint_lib.Checkpoints(workdir)
+  step = checkpoints.latest_step()
+  restored = checkpoints._manager.restore(step)  # raw tree, no target needed
+  checkpoints.close()
+  return step, restored
+
+
+def train_command(workdir, data_dir, steps):
+  return [sys.executable, "-m", "videmo.main", "train", f"--config={REPO / 'configs' / 'synthemo.py'}",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.dataset=synthemo/tiny",
+          "--config.build_if_missing=False", "--config.model.trunk_width_divisor=16",
+          "--config.model.attention_hidden=8", "--config.input.crop_size=32", "--config.input.num_frames=4",
+          "--config.input.eval_num_frames=4", "--config.input.eval_buckets=(4,)",
+          "--config.batch_size=8", "--config.eval_batch_size=8", f"--config.num_train_steps={steps}",
+          "--config.eval_every_epochs=0", "--config.checkpoint_every_steps=1", "--config.progress_bar=False"]
+
+
+def test_a_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  steps = 8
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  subprocess.run(train_command(straight, data_dir, steps), check=True, env=env, capture_output=True)
+
+  process = subprocess.Popen(train_command(killed, data_dir, steps), env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    done = [int(p.name) for p in (killed / "checkpoints").glob("[0-9]*")] if (killed / "checkpoints").exists() else []
+    if done and max(done) >= 3:
+      break
+    time.sleep(0.05)
+  assert process.poll() is None, "the run finished before it could be killed"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  interrupted_at = max(int(p.name) for p in (killed / "checkpoints").glob("[0-9]*"))
+  assert interrupted_at < steps
+
+  resumed = subprocess.run(train_command(killed, data_dir, steps), check=True, env=env, capture_output=True, text=True)
+  assert f"resumed from" in resumed.stdout
+  step_a, a = final_params(straight)
+  step_b, b = final_params(killed)
+  assert step_a == step_b == steps
+  # Same steps on the same batches in the same order: identical up to float32 rounding.
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), a["params"], b["params"])
+  metrics_a = json.loads((straight / "metrics.json").read_text())
+  metrics_b = json.loads((killed / "metrics.json").read_text())
+  assert metrics_a["wrong"]["confusion"] == metrics_b["wrong"]["confusion"]
+
+
+def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir, steps=2)
+  config.optim.clip_grad_norm = 0.0
+  loop.train_and_evaluate(config, tmp_path)
+  config.num_train_steps = 4
+  config.optim.groups = dict(all=dict(pattern=".", lr=1e38, frozen=False))
+  with pytest.raises(loop.NonFiniteLossError, match=r"non-finite loss or gradient at step 3.*last good checkpoint is step 2"):
+    loop.train_and_evaluate(config, tmp_path)
+  step, restored = final_params(tmp_path)
+  assert step == 2
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored["params"]))
+
+
+def test_resuming_with_another_optimizer_structure_is_a_clear_error(data_dir, tmp_path):
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir, steps=1)
+  loop.train_and_evaluate(config, tmp_path)
+  config.num_train_steps = 2
+  config.optim.clip_grad_norm = 0.0  # changes the optimiser state's structure
+  with pytest.raises(ValueError, match="does not match this config"):
+    loop.train_and_evaluate(config, tmp_path)
+
+
+def test_eval_over_padded_buckets_equals_eval_clip_by_clip(data_dir):
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir)
+  config.input.eval_num_frames = 0
+  config.input.eval_buckets = (8, 16)
+  config.eval_batch_size = 8
+  exp = loop.make_experiment(config)
+  state, optimizer, _, schedule = loop.init_state(config, exp.model, exp.mesh, 4, 32, 1, 2)
+  _, eval_step = loop.compile_steps(exp, optimizer, schedule)
+  clips = pipeline.eval_clips(exp.eval_source)
+  batched = loop.evaluate(eval_step, state.params, exp.eval_source, clips, config, exp.mesh, exp.num_classes)
+  single = {}
+  for clip in clips:
+    batch = next(pipeline.eval_batches(exp.eval_source, [clip], batch_size=1, crop_size=32, buckets=(clip.num_faces,)))
+    out = eval_step(state.params, parallel.global_batch(batch, exp.mesh))
+    single[clip.index] = np.exp(np.asarray(out["log_probs"][0]))
+  for clip in clips:
+    np.testing.assert_allclose(batched["probabilities"][clip.index], single[clip.index], rtol=1e-4, atol=1e-6)
+
+
+def test_a_paper_config_trains_from_converted_vgg_face_weights(data_dir, tmp_path, capsys):
+  import weight_writers
+
+  from videmo.models import pretrained
+
+  conv, _ = weight_writers.random_vgg16(seed=3)
+  source = weight_writers.write_pth(tmp_path / "vgg_face_dag.pth", weight_writers.vggface_state_dict(conv, None))
+  converted = tmp_path / "vgg_face"
+  pretrained.convert_weights("vggface-pth", source, converted)
+  source.unlink()
+
+  config = tiny(load_config(REPO / "configs" / "table1_sa2_reg1.py"), data_dir, steps=1)
+  config.init.pretrained_required = True
+  config.init.weights = str(converted)
+  config.model.trunk_width_divisor = 1  # converted weights are full VGG16
+  loop.train_and_evaluate(config, tmp_path / "run")
+  printed = capsys.readouterr().out
+  assert f"loaded pre-trained trunk from {converted}" in printed and "14,714,688" in printed
+  # The run trains with the weights' own input convention, recorded next to its checkpoints.
+  recorded = json.loads((tmp_path / "run" / "input_convention.json").read_text())
+  assert recorded["mean"] == [129.186279296875, 104.76238250732422, 93.59396362304688]
+
+  config.model.trunk_width_divisor = 16  # a narrow trunk cannot take full-width weights
+  with pytest.raises(ValueError, match="narrow"):
+    loop.train_and_evaluate(config, tmp_path / "narrow")
