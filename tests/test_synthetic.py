@@ -145,7 +145,7 @@ TINY = dict(size=32, num_train=14, num_validation=7, min_frames=4, max_frames=9)
 
 
 def _build(data_dir, workers: int, seed: int = 0) -> Builder:
-  builder = Builder(config=SynthEmoConfig(name="tiny", seed=seed, **TINY), data_dir=str(data_dir), workers=workers)
+  builder = Builder(config=SynthEmoConfig(name="test_build", seed=seed, **TINY), data_dir=str(data_dir), workers=workers)
   builder.download_and_prepare()
   return builder
 
@@ -162,10 +162,10 @@ def tiny_builds(tmp_path_factory):
   so anything that varies between processes shows), and with seed 1."""
   root = tmp_path_factory.mktemp("synthemo")
   script = (f"from videmo.data.builders.synthemo import Builder, SynthEmoConfig; "
-            f"Builder(config=SynthEmoConfig(name='tiny', seed=0, **{TINY!r}), data_dir={str(root / 'b')!r}, "
+            f"Builder(config=SynthEmoConfig(name='test_build', seed=0, **{TINY!r}), data_dir={str(root / 'b')!r}, "
             f"workers=2).download_and_prepare()")
   subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
-  other_process = Builder(config=SynthEmoConfig(name="tiny", seed=0, **TINY), data_dir=str(root / "b"))
+  other_process = Builder(config=SynthEmoConfig(name="test_build", seed=0, **TINY), data_dir=str(root / "b"))
   return _build(root / "a", workers=1), other_process, _build(root / "c", workers=1, seed=1)
 
 
@@ -178,7 +178,7 @@ def test_builds_are_byte_identical_for_a_seed(tiny_builds):
 
 def test_shards_read_back_through_data_source(tiny_builds):
   builder = tiny_builds[0]
-  source = tfds.data_source("synthemo/tiny", data_dir=builder.data_dir_root)
+  source = tfds.data_source("synthemo/test_build", data_dir=builder.data_dir_root)
   assert {split: len(source[split]) for split in source} == {"train": 14, "validation": 7}
   assert "tensorflow" not in sys.modules
   frame_counts = []

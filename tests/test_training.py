@@ -108,6 +108,12 @@ def final_params(workdir):
   return step, restored
 
 
+def finished_steps(workdir: Path) -> list[int]:
+  """Steps of the complete checkpoints (orbax writes each into a temporary folder first)."""
+  folder = workdir / "checkpoints"
+  return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+
+
 def train_command(workdir, data_dir, steps):
   return [sys.executable, "-m", "videmo.main", "train", f"--config={REPO / 'configs' / 'synthemo.py'}",
           f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.dataset=synthemo/tiny",
@@ -128,14 +134,14 @@ def test_a_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
   while time.time() < deadline and process.poll() is None:
-    done = [int(p.name) for p in (killed / "checkpoints").glob("[0-9]*")] if (killed / "checkpoints").exists() else []
-    if done and max(done) >= 3:
+    done = finished_steps(killed)
+    if done and done[-1] >= 3:
       break
     time.sleep(0.05)
   assert process.poll() is None, "the run finished before it could be killed"
   process.send_signal(signal.SIGKILL)
   process.wait()
-  interrupted_at = max(int(p.name) for p in (killed / "checkpoints").glob("[0-9]*"))
+  interrupted_at = finished_steps(killed)[-1]
   assert interrupted_at < steps
 
   resumed = subprocess.run(train_command(killed, data_dir, steps), check=True, env=env, capture_output=True, text=True)
@@ -155,7 +161,7 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(data_dir, tmp_p
   config.optim.clip_grad_norm = 0.0
   loop.train_and_evaluate(config, tmp_path)
   config.num_train_steps = 4
-  config.optim.groups = dict(all=dict(pattern=".", lr=1e38, frozen=False))
+  config.optim.groups = dict(all=dict(pattern=".", lr=float("inf"), frozen=False))
   with pytest.raises(loop.NonFiniteLossError, match=r"non-finite loss or gradient at step 3.*last good checkpoint is step 2"):
     loop.train_and_evaluate(config, tmp_path)
   step, restored = final_params(tmp_path)

@@ -30,7 +30,7 @@ VGG16_STRIDE = 16  # total down-sampling of the four max-pools
 VGG16_PARAM_COUNT = 14_714_688  # parameters of the 13 conv layers at full width
 # He (Kaiming) normal initialisation, fan-out mode, as torchvision initialises VGG: without it a
 # 13-layer ReLU stack without normalisation trained from scratch barely passes a gradient.
-KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+KERNEL_INIT = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 def feature_dim(width_divisor: int = 1) -> int:
