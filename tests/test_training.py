@@ -222,3 +222,20 @@ def test_a_paper_config_trains_from_converted_vgg_face_weights(data_dir, tmp_pat
   config.model.trunk_width_divisor = 16  # a narrow trunk cannot take full-width weights
   with pytest.raises(ValueError, match="narrow"):
     loop.train_and_evaluate(config, tmp_path / "narrow")
+
+
+def test_eval_command_evaluates_a_saved_run(data_dir, tmp_path):
+  from videmo.main import main
+
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir, steps=2)
+  record = loop.train_and_evaluate(config, tmp_path)
+  argv = ["eval", f"--config={REPO / 'configs' / 'synthemo.py'}", f"--checkpoint={tmp_path}",
+          f"--config.data_dir={data_dir}", "--config.dataset=synthemo/tiny",
+          "--config.model.trunk_width_divisor=16", "--config.model.attention_hidden=8",
+          "--config.input.crop_size=32", "--config.input.num_frames=4", "--config.input.eval_num_frames=4",
+          "--config.input.eval_buckets=(4,)", "--config.batch_size=4", "--config.eval_batch_size=4",
+          "--config.num_devices=1"]
+  assert main(argv) == 0
+  evaluated = json.loads((tmp_path / "eval_validation_2.json").read_text())
+  assert evaluated["wrong"]["confusion"] == record["wrong"]["confusion"]
+  assert main(argv[:2] + [f"--checkpoint={tmp_path / 'nowhere'}"] + argv[3:]) == 1

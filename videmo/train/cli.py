@@ -18,38 +18,39 @@ from pathlib import Path
 from absl import flags
 from ml_collections import config_flags
 
-FLAGS = flags.FlagValues()
-config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py[:arg])",
-                                flag_values=FLAGS, lock_config=True)
-flags.DEFINE_string("workdir", None, "train: where checkpoints, TensorBoard events and metrics.json go",
-                    flag_values=FLAGS)
-flags.DEFINE_string("checkpoint", None, "eval: a work directory (latest step) or WORKDIR/checkpoints/STEP",
-                    flag_values=FLAGS)
-flags.DEFINE_string("split", None, "eval: the split to evaluate (default: the config's eval_split)",
-                    flag_values=FLAGS)
-flags.DEFINE_enum("log_level", "WARNING", ["DEBUG", "INFO", "WARNING"], "console log level",
-                  flag_values=FLAGS)
-
-
-def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> None:
+def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagValues:
+  """Parse one command line into a fresh set of flags (config_flags defines one flag per
+  override it sees, so a set of flags serves a single parse)."""
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py[:arg])",
+                                  flag_values=values, lock_config=True, sys_argv=[prog] + list(argv))
+  flags.DEFINE_string("workdir", None, "train: where checkpoints, TensorBoard events and metrics.json go",
+                      flag_values=values)
+  flags.DEFINE_string("checkpoint", None, "eval: a work directory (latest step) or WORKDIR/checkpoints/STEP",
+                      flag_values=values)
+  flags.DEFINE_string("split", None, "eval: the split to evaluate (default: the config's eval_split)",
+                      flag_values=values)
+  flags.DEFINE_enum("log_level", "WARNING", ["DEBUG", "INFO", "WARNING"], "console log level",
+                    flag_values=values)
   try:
-    FLAGS([prog] + list(argv))
+    values([prog] + list(argv))
   except flags.Error as err:
     raise SystemExit(f"{prog}: {err}") from None
-  if FLAGS.config is None:
+  if values.config is None:
     raise SystemExit(f"{prog}: --config is required, e.g. --config=configs/synthemo.py")
   for name in required:
-    if not FLAGS[name].value:
+    if not values[name].value:
       raise SystemExit(f"{prog}: --{name} is required")
-  logging.basicConfig(level=FLAGS.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+  logging.basicConfig(level=values.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+  return values
 
 
 def train_main(argv: list[str]) -> int:
-  _parse("videmo train", argv, ("workdir",))
+  args = _parse("videmo train", argv, ("workdir",))
   from videmo.train import loop
 
   try:
-    loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    loop.train_and_evaluate(args.config, args.workdir)
   except (ValueError, FileNotFoundError, loop.NonFiniteLossError) as err:
     print(f"videmo train: {err}", file=sys.stderr)
     return 1
@@ -57,15 +58,15 @@ def train_main(argv: list[str]) -> int:
 
 
 def eval_main(argv: list[str]) -> int:
-  _parse("videmo eval", argv, ("checkpoint",))
+  args = _parse("videmo eval", argv, ("checkpoint",))
   from videmo.train import evaluate
 
-  config = FLAGS.config
-  if FLAGS.split:
+  config = args.config
+  if args.split:
     with config.unlocked():
-      config.eval_split = FLAGS.split
+      config.eval_split = args.split
   try:
-    record, path = evaluate.evaluate_checkpoint(config, FLAGS.checkpoint)
+    record, path = evaluate.evaluate_checkpoint(config, args.checkpoint)
   except (ValueError, FileNotFoundError) as err:
     print(f"videmo eval: {err}", file=sys.stderr)
     return 1
