@@ -21,6 +21,11 @@ from ml_collections import config_flags
 def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagValues:
   """Parse one command line into a fresh set of flags (config_flags defines one flag per
   override it sees, so a set of flags serves a single parse)."""
+  for i, arg in enumerate(argv):
+    path = arg[len("--config="):] if arg.startswith("--config=") else (
+        argv[i + 1] if arg == "--config" and i + 1 < len(argv) else None)
+    if path is not None and not Path(path.split(":")[0]).expanduser().is_file():
+      raise SystemExit(f"{prog}: --config file {path.split(':')[0]} does not exist (see configs/*.py)")
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "experiment config file (configs/*.py[:arg])",
                                   flag_values=values, lock_config=True, sys_argv=[prog] + list(argv))
@@ -34,9 +39,19 @@ def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagV
                     flag_values=values)
   try:
     values([prog] + list(argv))
-  except flags.Error as err:
-    raise SystemExit(f"{prog}: {err}") from None
-  if values.config is None:
+  except flags.Error as err:  # one line: a config file's own error is the last line of a traceback
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    raise SystemExit(f"{prog}: {lines[-1] if len(lines) > 1 else lines[0]}") from None
+  except (AttributeError, KeyError) as err:  # config_flags: an override of a field that does not exist
+    field = str(err).strip("\"'")
+    raise SystemExit(f"{prog}: the config has no field {field!r} (check the --config.FIELD overrides)") from None
+  except (ValueError, TypeError) as err:  # config_flags: a value of the wrong type for its field
+    raise SystemExit(f"{prog}: bad --config override: {err}") from None
+  try:
+    loaded = values.config
+  except OSError as err:  # the config file failed to load (its own error is chained)
+    raise SystemExit(f"{prog}: --config could not be loaded: {err.__cause__ or err}") from None
+  if loaded is None:
     raise SystemExit(f"{prog}: --config is required, e.g. --config=configs/synthemo.py")
   for name in required:
     if not values[name].value:
