@@ -239,3 +239,17 @@ def test_eval_command_evaluates_a_saved_run(data_dir, tmp_path):
   evaluated = json.loads((tmp_path / "eval_validation_2.json").read_text())
   assert evaluated["wrong"]["confusion"] == record["wrong"]["confusion"]
   assert main(argv[:2] + [f"--checkpoint={tmp_path / 'nowhere'}"] + argv[3:]) == 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--config.bogus=3"], "the config has no field 'bogus'"),
+    (["--config.batch_size=abc"], "--config.batch_size=abc"),
+])
+def test_bad_command_lines_get_one_line_errors(extra, message, tmp_path):
+  from videmo.main import main
+
+  with pytest.raises(SystemExit, match=message) as raised:
+    main(["train", f"--config={REPO / 'configs' / 'synthemo.py'}", f"--workdir={tmp_path}"] + extra)
+  assert "\n" not in str(raised.value)
+  with pytest.raises(SystemExit, match="does not exist"):
+    main(["train", f"--config={REPO / 'configs' / 'nope.py'}", f"--workdir={tmp_path}"])
