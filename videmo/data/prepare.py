@@ -24,10 +24,12 @@ REPORT_NAME = "prepare_report.json"
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="videmo prepare", description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", required=True, help="NAME[/CONFIG], e.g. synthemo/small, afew, video_folder")
+  parser.add_argument("--dataset", required=True,
+                      help="NAME[/CONFIG], e.g. synthemo/small, afew, video_folder/dfew (any config name)")
   parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"),
                       help="where the shards go (default ~/tensorflow_datasets)")
-  parser.add_argument("--manual_dir", default=None, help="where manually downloaded data lives (AFEW, video_folder)")
+  parser.add_argument("--manual_dir", default=None,
+                      help="where manually downloaded data lives (afew: Train_AFEW/ and Val_AFEW/; video_folder)")
   parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
   parser.add_argument("--overwrite", action="store_true", help="rebuild even if the dataset is complete")
   return parser.parse_args(argv)
@@ -50,15 +52,12 @@ def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None 
   return tfds.builder(dataset, **kwargs)
 
 
-def summarise_report(report: dict) -> str:
-  """Lines summarising a preparation report: counts as they are, lists by their length."""
-  lines = []
-  for key, value in report.items():
-    if isinstance(value, (list, tuple, dict)):
-      lines.append(f"  {key}: {len(value)}")
-    else:
-      lines.append(f"  {key}: {value}")
-  return "\n".join(lines)
+def summarise_report(report: dict, examples: int = 5) -> str:
+  """Lines summarising a preparation report: its counts, and the first few entries of each
+  list of problems (clips without a face, unreadable files, ...); the rest is in the file."""
+  from videmo.data import prepare_report
+
+  return "\n".join(prepare_report.summary_lines(report, examples))
 
 
 def main(argv: list[str]) -> int:
@@ -70,13 +69,23 @@ def main(argv: list[str]) -> int:
   except ValueError as err:
     print(f"videmo prepare: {err}", file=sys.stderr)
     return 2
+  manual_dir = os.path.expanduser(args.manual_dir) if args.manual_dir else None
+  if manual_dir is not None and not os.path.isdir(manual_dir):
+    print(f"videmo prepare: --manual_dir {manual_dir} is not a directory", file=sys.stderr)
+    return 2
   download_config = tfds.download.DownloadConfig(
-      manual_dir=args.manual_dir,
+      manual_dir=manual_dir,
       download_mode=(tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if args.overwrite
                      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS))
   try:
     builder.download_and_prepare(download_config=download_config, file_format="array_record")
-  except (FileNotFoundError, ValueError, tfds.core.registered.DatasetNotFoundError) as err:
+  except KeyboardInterrupt:
+    print(f"videmo prepare: {args.dataset}: interrupted; run the same command again to resume "
+          "(clips already prepared are not redone)", file=sys.stderr)
+    return 130
+  except (FileNotFoundError, NotADirectoryError, ValueError, AssertionError,
+          tfds.core.registered.DatasetNotFoundError) as err:
+    # TFDS reports user errors (e.g. an empty manual_dir) as AssertionError.
     print(f"videmo prepare: {args.dataset}: {err}", file=sys.stderr)
     return 1
   print(f"{args.dataset}: written to {builder.data_dir}")
@@ -84,6 +93,11 @@ def main(argv: list[str]) -> int:
     print(f"  {split}: {info.num_examples} clips")
   report_path = Path(builder.data_dir) / REPORT_NAME
   if report_path.exists():
+    try:
+      report = json.loads(report_path.read_text())
+    except (OSError, ValueError) as err:
+      print(f"videmo prepare: cannot read the report {report_path}: {err}", file=sys.stderr)
+      return 0
     print(f"report ({report_path}):")
-    print(summarise_report(json.loads(report_path.read_text())))
+    print(summarise_report(report))
   return 0

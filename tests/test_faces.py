@@ -1,0 +1,123 @@
+"""Face detection, tracking and alignment on a real photograph moving across frames."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import face_checks
+from videmo.data import faces
+
+
+@pytest.fixture(scope="module")
+def models():
+  return faces.load_face_models()
+
+
+def test_landmark_model_comes_from_the_package():
+  path = faces.landmark_model_path()
+  assert path.name == "shape_predictor_5_face_landmarks.dat" and path.stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("field, value", [("face_size", 8), ("redetect_every", 0), ("detect_scales", ()),
+                                          ("roi_face_px", 40), ("min_overlap", 1.5)])
+def test_bad_options_name_the_field(field, value):
+  with pytest.raises(ValueError, match=f"FaceOptions.{field}"):
+    faces.FaceOptions(**{field: value})
+
+
+def test_choose_face_continues_the_track_else_takes_the_largest():
+  boxes = np.array([[0, 0, 50, 50], [100, 100, 200, 200], [300, 0, 340, 40]], float)
+  assert faces.choose_face(boxes, None) == 1                              # largest
+  assert faces.choose_face(boxes, np.array([305, 2, 345, 42.])) == 2      # overlaps the previous box
+  assert faces.choose_face(boxes, np.array([500, 500, 560, 560.])) == 1   # no overlap: largest
+  assert faces.choose_face(np.zeros((0, 4)), None) is None
+
+
+def test_fit_similarity_recovers_a_known_transform():
+  src = faces.canonical_landmarks(100, 0.0)
+  angle, scale, shift = np.radians(12), 1.7, np.array([30.0, -12.0])
+  rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+  dst = scale * src @ rot.T + shift
+  s, a, t, residual = faces.fit_similarity(src, dst)
+  assert s == pytest.approx(scale) and a == pytest.approx(angle)
+  np.testing.assert_allclose(t, shift, atol=1e-9)
+  assert residual < 1e-9
+
+
+def test_moving_face_is_found_tracked_and_aligned(models):
+  frames = face_checks.astronaut_clip(20, seed=3)
+  options = faces.FaceOptions(redetect_every=5)
+  out = list(faces.align_video(frames, models, options))
+  assert [o.index for o in out] == list(range(len(frames)))
+  assert all(o.found for o in out)
+  detected = sum(o.detected for o in out)
+  assert detected <= 6, f"tracking should carry most frames, the detector ran on {detected}"
+  assert all(o.face.shape == (256, 256, 3) and o.face.dtype == np.uint8 for o in out)
+  errors = [face_checks.eye_error(models, o.face) for o in out[::4]]
+  assert max(errors) < 8.0, errors  # pixels in a 256 crop
+  every = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=1)))
+  assert all(o.found and o.detected for o in every)
+
+
+def test_face_free_clip_has_no_face(models):
+  out = list(faces.align_video(face_checks.face_free_clip(6), models))
+  assert len(out) == 6 and not any(o.found for o in out) and all(o.face is None for o in out)
+
+
+def test_tracked_frames_count_only_once_the_detector_confirms_them(models):
+  """From frame 6 on the face is blurred beyond what the detector finds, though the landmark
+  model still follows it: frames tracked after the last detection are held back, and when
+  the detector fails to confirm them they are reported without a face."""
+  from PIL import ImageFilter
+
+  frames = face_checks.astronaut_clip(14, seed=1)
+  for t in range(6, 14):
+    frames[t] = np.asarray(Image.fromarray(frames[t]).filter(ImageFilter.GaussianBlur(5)))
+  assert not any(len(faces.detect_faces(models, faces.to_gray(f))) for f in frames[6:])
+  tracker = faces.FaceTracker(models, faces.FaceOptions(redetect_every=5))
+  settled = {t: tracker.step(t, frame) for t, frame in enumerate(frames)}
+  held_back = [t for t in range(6, 14) if settled[t] == []]
+  assert held_back and held_back[0] == 6, "the blurred frames are first followed by the landmark model"
+  out = [o for t in range(14) for o in settled[t]] + tracker.finish()
+  assert [o.index for o in out] == list(range(14))
+  assert [o.found for o in out] == [True] * 6 + [False] * 8
+
+
+@pytest.mark.parametrize("cut", [3, 7, 9])
+def test_frames_before_a_cut_keep_their_face(models, cut):
+  """A cut to a face-free shot: the tracked frames before it are confirmed by the detector
+  (it looks back from the cut), those after it have no face, wherever the cut falls."""
+  frames = face_checks.astronaut_clip(13, seed=4)
+  frames[cut:] = face_checks.face_free_clip(13 - cut, seed=1)
+  out = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=5)))
+  assert [o.found for o in out] == [True] * cut + [False] * (13 - cut)
+
+
+def _two_faces(num_frames):
+  """A colour face of constant size on the left; a grey face on the right that starts
+  smaller and ends larger."""
+  import skimage.data
+
+  photo = skimage.data.astronaut()[20:240, 110:330]  # the face with some margin
+  grey = np.repeat(np.asarray(Image.fromarray(photo).convert("L"))[..., None], 3, axis=-1)
+  frames = []
+  for t in range(num_frames):
+    canvas = Image.new("RGB", (520, 300), (70, 90, 110))
+    left = Image.fromarray(photo).resize((190, 190))
+    side = int(150 + 110 * t / (num_frames - 1))
+    right = Image.fromarray(grey).resize((side, side))
+    canvas.paste(left, (20, 50))
+    canvas.paste(right, (250, 10))
+    frames.append(np.asarray(canvas))
+  return np.stack(frames)
+
+
+def test_track_keeps_the_same_face_when_another_grows_larger(models):
+  frames = _two_faces(12)
+  out = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=3)))
+  assert all(o.found for o in out)
+  saturation = [np.ptp(o.face[96:160, 96:160].astype(int), axis=-1).mean() for o in out]
+  assert min(saturation) > 15, saturation  # every crop is the colour face, never the grey one
+  first, last = (faces.detect_faces(models, faces.to_gray(frames[i])) for i in (0, -1))
+  assert first[faces.choose_face(first, None)][0] < 240  # the colour face (left) is the largest at first,
+  assert last[faces.choose_face(last, None)][0] > 240    # the grey one (right) by the end

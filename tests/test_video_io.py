@@ -1,0 +1,76 @@
+"""Decoding videos and frame folders: round trips, frame rate, and every kind of bad file."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from videmo.data import video_io
+
+
+def _frames(num=6, height=64, width=96):
+  """Frames whose content changes over time (a moving bright square)."""
+  frames = np.full((num, height, width, 3), 40, np.uint8)
+  for t in range(num):
+    frames[t, 16:40, 8 + 8 * t: 32 + 8 * t] = (220, 180, 60)
+  return frames
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv"])
+def test_video_round_trip(tmp_path, suffix):
+  frames = _frames()
+  path = tmp_path / f"clip{suffix}"
+  video_io.write_video(path, frames, fps=30)
+  decoded, fps = video_io.read_video(path)
+  assert decoded.shape == frames.shape and decoded.dtype == np.uint8
+  assert fps == pytest.approx(30)
+  assert np.abs(decoded.astype(int) - frames).mean() < 8  # lossy codecs, same picture
+  with video_io.VideoReader(path) as video:
+    assert sum(1 for _ in video) == len(frames) and not video.truncated
+
+
+def test_frame_folder_reads_in_natural_order(tmp_path):
+  frames = _frames(num=11)
+  for t, frame in enumerate(frames):  # frame_1 ... frame_11: lexical order would put 10 after 1
+    Image.fromarray(frame).save(tmp_path / f"frame_{t + 1}.png")
+  (tmp_path / "notes.txt").write_text("not a frame")
+  assert video_io.is_frame_folder(tmp_path) and not video_io.is_video_file(tmp_path)
+  decoded, fps = video_io.read_video(tmp_path)
+  assert fps is None
+  np.testing.assert_array_equal(decoded, frames)
+
+
+def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path):
+  path = tmp_path / "clip.avi"
+  noise = np.random.default_rng(0).integers(0, 256, (12, 128, 160, 3), dtype=np.uint8)  # large frames
+  video_io.write_video(path, noise, fps=25)
+  data = path.read_bytes()
+  cut = tmp_path / "cut.avi"
+  cut.write_bytes(data[: len(data) // 2])
+  with video_io.VideoReader(cut) as video:
+    count = sum(1 for _ in video)
+    assert 0 < count < 12
+    assert video.truncated and video.num_frames == 12
+
+
+def test_unreadable_inputs_raise_a_clear_error(tmp_path):
+  garbage = tmp_path / "garbage.avi"
+  garbage.write_bytes(np.random.default_rng(0).bytes(4000))
+  empty = tmp_path / "empty.mp4"
+  empty.write_bytes(b"")
+  no_frames = tmp_path / "no_frames"
+  no_frames.mkdir()
+  with pytest.raises(video_io.VideoReadError, match="garbage.avi: cannot open as a video"):
+    video_io.VideoReader(garbage)
+  with pytest.raises(video_io.EmptyVideoError, match="zero-length"):
+    video_io.VideoReader(empty)
+  with pytest.raises(video_io.VideoReadError, match="no such file"):
+    video_io.VideoReader(tmp_path / "missing.avi")
+  with pytest.raises(video_io.VideoReadError, match="no frame images"):
+    video_io.VideoReader(no_frames)
+
+
+def test_write_video_rejects_bad_input(tmp_path):
+  with pytest.raises(ValueError, match="no default codec"):
+    video_io.write_video(tmp_path / "x.xyz", _frames())
+  with pytest.raises(ValueError, match="uint8"):
+    video_io.write_video(tmp_path / "x.avi", _frames().astype(np.float32))

@@ -1,0 +1,166 @@
+"""One clip, start to finish: decode, find and align the face in each frame, JPEG-encode.
+
+`process_clip(task, options, models)` never raises on bad input: an unreadable, empty or
+face-free video (or one on which dlib, FFmpeg or Pillow fail in any other way) comes back as
+a `ClipResult` whose `status` says so, with a one-line `message`, so a dataset build keeps
+going and reports it. A video that breaks off is kept up to the damage (`truncated` is set).
+
+Frames without a face follow `ClipOptions.missing_face`:
+  "skip"        they are left out of the clip (the paper keeps the frames where dlib found a
+                face); `frame_index` says which source frames were kept.
+  "reuse_last"  every frame is kept; a frame without a face repeats the last aligned face
+                (frames before the first face repeat the first one); its `face_found` flag
+                is False.
+Either way the indices of the frames without a face are in `missing_frames`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from videmo.data import faces, schema, video_io
+
+MISSING_FACE_POLICIES = ("skip", "reuse_last")
+
+# Clip outcomes. "ok" clips are written to the dataset; the others are only reported.
+OK, NO_FACE, EMPTY, UNREADABLE = "ok", "no_face", "empty", "unreadable"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+  """Everything that changes a clip's prepared frames (it is part of the cache key).
+
+  face: detection, tracking and alignment options (faces.FaceOptions).
+  missing_face: what to do with frames without a face, one of MISSING_FACE_POLICIES.
+  jpeg_quality: quality of the stored JPEG frames.
+  max_frames: read at most this many frames of a video (None: all).
+  """
+
+  face: faces.FaceOptions = faces.FaceOptions()
+  missing_face: str = "skip"
+  jpeg_quality: int = schema.JPEG_QUALITY
+  max_frames: int | None = None
+
+  def __post_init__(self):
+    if self.missing_face not in MISSING_FACE_POLICIES:
+      raise ValueError(f"missing_face must be one of {MISSING_FACE_POLICIES}, got {self.missing_face!r}")
+    if not 1 <= self.jpeg_quality <= 100:
+      raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+    if self.max_frames is not None and self.max_frames < 1:
+      raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipTask:
+  """One clip to prepare: where it is, its label, and where it goes.
+
+  clip_id: unique id in the dataset (the path relative to the data root, without suffix).
+  path: absolute path of the video file or frame folder.
+  source: the path relative to the data root, as stored in the dataset.
+  label: class index; split: the split it belongs to.
+  """
+
+  clip_id: str
+  path: str
+  source: str
+  label: int
+  split: str
+
+
+@dataclasses.dataclass
+class ClipResult:
+  """A prepared clip. frames: JPEG bytes [F]; face_found [F]; frame_index [F] (source frame
+  of each stored frame); missing_frames: source frames without a face; num_source_frames:
+  frames decoded; frames_detected: frames where the detector itself found the face."""
+
+  clip_id: str
+  source: str
+  label: int
+  split: str
+  status: str = OK
+  message: str = ""
+  truncated: bool = False
+  fps: float | None = None
+  num_source_frames: int = 0
+  frames_detected: int = 0
+  frames: list[bytes] = dataclasses.field(default_factory=list)
+  face_found: list[bool] = dataclasses.field(default_factory=list)
+  frame_index: list[int] = dataclasses.field(default_factory=list)
+  missing_frames: list[int] = dataclasses.field(default_factory=list)
+  seconds: float = 0.0
+
+  @property
+  def frames_with_face(self) -> int:
+    return self.num_source_frames - len(self.missing_frames)
+
+  def summary(self) -> "ClipResult":
+    """The same result without the JPEG bytes (cheap to send between processes)."""
+    return dataclasses.replace(self, frames=[])
+
+
+def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels) -> ClipResult:
+  """Decodes `task.path`, aligns the face of every frame, applies the missing-face policy."""
+  start = time.perf_counter()
+  result = ClipResult(task.clip_id, task.source, task.label, task.split)
+  crops: list[bytes | None] = []
+  try:
+    with video_io.VideoReader(task.path) as video:
+      result.fps = video.fps
+      frames = _limit(video, options.max_frames)
+      for aligned in faces.align_video(frames, models, options.face):
+        if aligned.found:
+          crops.append(schema.encode_jpeg(aligned.face, options.jpeg_quality))
+          result.frames_detected += int(aligned.detected)
+        else:
+          crops.append(None)
+      result.num_source_frames = len(crops)
+      if video.truncated and (options.max_frames is None or len(crops) < options.max_frames):
+        result.truncated = True
+        expected = f" of {video.num_frames}" if video.num_frames else ""
+        result.message = video.error or f"only {len(crops)}{expected} frames could be decoded"
+  except video_io.VideoReadError as err:
+    result.status = EMPTY if isinstance(err, video_io.EmptyVideoError) else UNREADABLE
+    result.message = err.reason
+    result.seconds = time.perf_counter() - start
+    return result
+  except Exception as err:  # noqa: BLE001  one odd file (dlib, FFmpeg, Pillow) must not stop a build
+    result.status = UNREADABLE
+    result.message = f"failed after {len(crops)} frames: {type(err).__name__}: {err}"
+    result.seconds = time.perf_counter() - start
+    return result
+  result.missing_frames = [i for i, crop in enumerate(crops) if crop is None]
+  if not crops and result.truncated:
+    result.status, result.truncated = UNREADABLE, False
+    result.message = f"no frame could be decoded ({result.message})"
+  elif not crops:
+    result.status, result.message = EMPTY, "zero-length video (no frames)"
+  elif len(result.missing_frames) == len(crops):
+    result.status = NO_FACE
+    result.message = f"no face in any of its {len(crops)} frames"
+  else:
+    _apply_policy(result, crops, options.missing_face)
+  result.seconds = time.perf_counter() - start
+  return result
+
+
+def _limit(frames, max_frames):
+  for index, frame in enumerate(frames):
+    if max_frames is not None and index >= max_frames:
+      return
+    yield frame
+
+
+def _apply_policy(result: ClipResult, crops: list[bytes | None], policy: str) -> None:
+  if policy == "skip":
+    result.frame_index = [i for i, crop in enumerate(crops) if crop is not None]
+    result.frames = [crops[i] for i in result.frame_index]
+    result.face_found = [True] * len(result.frames)
+    return
+  first = next(crop for crop in crops if crop is not None)
+  last = first
+  for crop in crops:
+    last = crop if crop is not None else last
+    result.frames.append(last)
+    result.face_found.append(crop is not None)
+  result.frame_index = list(range(len(crops)))

@@ -1,0 +1,238 @@
+"""Read a video (a file, or a folder of frame images) as RGB frames; write test videos.
+
+Decoding uses PyAV (`av`), FFmpeg's Python binding, which ships as a self-contained wheel
+on Linux, macOS and Windows, so no system FFmpeg or OpenCV is needed. A clip is either
+
+  * a video file with one of `VIDEO_EXTENSIONS` (.avi, .mp4, .mkv, .mov, ...), decoded
+    frame by frame (streaming: a long video never sits in memory whole), or
+  * a folder of frame images (DFEW, MAFW and others ship frames), read in natural order
+    (frame_2 before frame_10); its frame rate is unknown (`fps` is None).
+
+Frames come out as uint8 RGB arrays [H, W, 3]. `VideoReader` raises `VideoReadError`, with
+the path and FFmpeg's reason, when a file cannot be opened or has no video stream
+(`EmptyVideoError` for a 0-byte file). When a
+video breaks off in the middle (truncated, damaged), the frames before the damage are
+returned and `reader.truncated` / `reader.error` say what happened, so a caller keeps what
+can be kept and reports the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+# Extensions read as video files (lower case). Anything else in a dataset tree that is not a
+# frame folder is reported as "not a video" by the builders.
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({
+    ".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp",
+    ".ogv", ".vob", ".ts", ".mts", ".m2ts", ".mxf", ".divx", ".asf", ".y4m",
+})
+# Extensions of frame images inside a frame folder.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+# Encoder used by `write_video` for each container.
+_CODEC_FOR_EXTENSION = {".avi": "mpeg4", ".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264",
+                        ".webm": "libvpx", ".mpg": "mpeg1video", ".mpeg": "mpeg1video"}
+
+
+class VideoReadError(Exception):
+  """A video file or frame folder that cannot be read: "<path>: <reason>" (`.reason` alone)."""
+
+  def __init__(self, path: str | os.PathLike, reason: str):
+    super().__init__(f"{path}: {reason}")
+    self.path, self.reason = os.fspath(path), reason
+
+
+class EmptyVideoError(VideoReadError):
+  """A zero-length video file (0 bytes)."""
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+  """True when `path` is a regular file whose extension is one of `VIDEO_EXTENSIONS`."""
+  path = Path(path)
+  return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
+
+
+def _natural_key(name: str) -> list:
+  return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+  """The image files directly inside `folder`, in natural order (img_2 before img_10)."""
+  folder = Path(folder)
+  files = [p for p in folder.iterdir()
+           if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not p.name.startswith(".")]
+  return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def is_frame_folder(path: str | os.PathLike) -> bool:
+  """True when `path` is a directory holding at least one frame image (see IMAGE_EXTENSIONS)."""
+  path = Path(path)
+  if not path.is_dir():
+    return False
+  return any(p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") for p in path.iterdir())
+
+
+class VideoReader:
+  """Streams the RGB frames [H, W, 3] uint8 of a video file or frame folder.
+
+      with VideoReader("clip.avi") as video:
+        print(video.fps, video.num_frames)   # from the container header; None if unknown
+        for frame in video: ...              # [H, W, 3] uint8
+        video.frames_read, video.truncated, video.error
+
+  `threads` is FFmpeg's decoding thread count (1 suits a process pool with one worker per
+  core; 0 lets FFmpeg choose). Opening raises `VideoReadError` for a missing, empty or
+  undecodable file, or a folder without images.
+  """
+
+  def __init__(self, path: str | os.PathLike, threads: int = 1):
+    self.path = Path(path)
+    self.fps: float | None = None
+    self.num_frames: int | None = None
+    self.frames_read = 0
+    self.error: str | None = None
+    self._container = None
+    self._frame_files: list[Path] | None = None
+    if self.path.is_dir():
+      self._frame_files = list_frame_files(self.path)
+      if not self._frame_files:
+        raise VideoReadError(self.path, f"folder has no frame images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+      self.num_frames = len(self._frame_files)
+      return
+    if not self.path.is_file():
+      raise VideoReadError(self.path, "no such file")
+    if self.path.stat().st_size == 0:
+      raise EmptyVideoError(self.path, "zero-length file (0 bytes)")
+    import av
+
+    try:
+      self._container = av.open(os.fspath(self.path))
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+      raise VideoReadError(self.path, f"cannot open as a video ({_reason(err)})") from None
+    if not self._container.streams.video:
+      self._container.close()
+      raise VideoReadError(self.path, "has no video stream")
+    stream = self._container.streams.video[0]
+    stream.codec_context.thread_count = max(0, int(threads))
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    self.fps = float(rate) if rate else None
+    self.num_frames = int(stream.frames) if stream.frames else None
+    self._stream = stream
+
+  @property
+  def truncated(self) -> bool:
+    """True when decoding stopped on an error, or gave fewer frames than the header promised."""
+    if self.error is not None:
+      return True
+    return self.num_frames is not None and self._frame_files is None and self.frames_read < self.num_frames
+
+  def __iter__(self) -> Iterator[np.ndarray]:
+    if self._frame_files is not None:
+      yield from self._iter_images()
+    else:
+      yield from self._iter_video()
+
+  def _iter_images(self) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    for file in self._frame_files:
+      try:
+        with Image.open(file) as image:
+          frame = np.asarray(image.convert("RGB"))
+      except (OSError, ValueError, Image.DecompressionBombError) as err:
+        self.error = f"{file.name}: unreadable image ({_reason(err)})"
+        return
+      self.frames_read += 1
+      yield frame
+
+  def _iter_video(self) -> Iterator[np.ndarray]:
+    import av
+
+    try:
+      for frame in self._container.decode(self._stream):
+        self.frames_read += 1
+        # FFmpeg pads rows to an alignment; dlib and friends need C-contiguous arrays.
+        yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+      self.error = f"decoding stopped after {self.frames_read} frames ({_reason(err)})"
+
+  def close(self) -> None:
+    if self._container is not None:
+      self._container.close()
+      self._container = None
+
+  def __enter__(self) -> "VideoReader":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+def _reason(err: BaseException) -> str:
+  """FFmpeg/Pillow's reason without the repeated path."""
+  text = getattr(err, "strerror", None) or str(err)
+  return str(text).split(": '")[0].strip() or type(err).__name__
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float | None]:
+  """All frames of a video file or frame folder: ([T, H, W, 3] uint8, fps or None).
+
+  Raises VideoReadError when nothing can be read; a video that breaks off returns the
+  frames before the damage. `max_frames` stops early.
+  """
+  frames = []
+  with VideoReader(path) as video:
+    for frame in video:
+      frames.append(frame)
+      if max_frames is not None and len(frames) >= max_frames:
+        break
+    fps = video.fps
+  if not frames:
+    raise VideoReadError(path, "no frame could be decoded")
+  if len({f.shape for f in frames}) != 1:
+    raise VideoReadError(path, "frames differ in size; read them one by one with VideoReader")
+  return np.stack(frames), fps
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray] | np.ndarray, fps: float = 25.0,
+                codec: str | None = None, bit_rate: int = 4_000_000) -> None:
+  """Writes RGB frames [T, H, W, 3] uint8 (even H and W) as a video file (tests, demos).
+
+  The codec follows the extension (.avi: MPEG-4 part 2, .mp4/.mkv/.mov: H.264, .webm: VP8)
+  unless given. `bit_rate` (bits/s) applies to the codecs without a quality default
+  (MPEG-4 part 2, MPEG-1, MJPEG); FFmpeg's own default there (200 kbit/s) is blocky.
+  """
+  import av
+
+  path = Path(path)
+  codec = codec or _CODEC_FOR_EXTENSION.get(path.suffix.lower())
+  if codec is None:
+    raise ValueError(f"write_video: no default codec for {path.suffix!r}; pass codec= "
+                     f"(defaults exist for {', '.join(sorted(_CODEC_FOR_EXTENSION))})")
+  from fractions import Fraction
+
+  rate = Fraction(fps).limit_denominator(1001)
+  stream = None
+  with av.open(os.fspath(path), "w") as container:
+    for frame in frames:
+      frame = np.asarray(frame)
+      if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"write_video: frames must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+      if stream is None:
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = frame.shape[:2]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec in ("mpeg4", "mpeg1video", "mpeg2video", "mjpeg"):
+          stream.bit_rate = int(bit_rate)
+      for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        container.mux(packet)
+    if stream is None:
+      raise ValueError("write_video: no frames given")
+    for packet in stream.encode():
+      container.mux(packet)
+
