@@ -28,14 +28,15 @@ def main(argv: list[str]) -> int:
 
   from videmo.data.schema import AFEW_EMOTIONS
   from videmo.data.synthetic import render_clip
-  from videmo.models.input_convention import VGGFACE_CONVENTION
+  from videmo.models.input_convention import IMAGENET_CONVENTION
   from videmo.models.video import build_model
 
   if args.label not in AFEW_EMOTIONS:
     parser.error(f"--label must be one of {', '.join(AFEW_EMOTIONS)}, got {args.label!r}")
   size = 224 if args.full else 64
   clip = render_clip(args.seed, args.frames, size, AFEW_EMOTIONS.index(args.label))
-  frames = VGGFACE_CONVENTION.normalize(clip["frames"][None])  # [1, F, S, S, 3]
+  # A randomly initialised trunk takes unit-scale inputs (as training from scratch does).
+  frames = IMAGENET_CONVENTION.normalize(clip["frames"][None])  # [1, F, S, S, 3]
   model = build_model(dict(trunk_width_divisor=1 if args.full else 8, num_heads=2,
                            attention_hidden=64 if args.full else 16))
   mask = np.ones(frames.shape[:2], bool)
