@@ -145,7 +145,7 @@ def test_a_killed_run_resumes_to_the_same_parameters(data_dir, tmp_path):
   assert interrupted_at < steps
 
   resumed = subprocess.run(train_command(killed, data_dir, steps), check=True, env=env, capture_output=True, text=True)
-  assert f"resumed from" in resumed.stdout
+  assert "resumed from" in resumed.stdout
   step_a, a = final_params(straight)
   step_b, b = final_params(killed)
   assert step_a == step_b == steps

@@ -24,7 +24,6 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
 
   import jax
-  import jax.numpy as jnp
 
   from videmo.data.schema import AFEW_EMOTIONS
   from videmo.data.synthetic import render_clip

@@ -307,7 +307,7 @@ def _other(policy: str) -> str:
 
 
 def _write_eval(writer, step: int, result: dict, config) -> None:
-  scalars = {f"eval/loss": result["loss"]}
+  scalars = {"eval/loss": result["loss"]}
   for policy, m in result["metrics"].items():
     scalars[f"eval/war_{policy}"] = m["war"]
     scalars[f"eval/uar_{policy}"] = m["uar"]
