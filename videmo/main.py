@@ -4,6 +4,8 @@
     videmo prepare --dataset ...     build a dataset's shards (TFDS builders in videmo/data/builders)
     videmo train --config ...        train and evaluate an experiment config
     videmo eval --config ...         evaluate a checkpoint
+    videmo predict VIDEO --checkpoint ...   predict raw videos; --report draws why (Fig. 2)
+    videmo render-clip OUT.mp4 ...   write a SynthEmo clip as a video, with its ground truth
 
 Each sub-command is a function `f(argv: list[str]) -> int` ("module:function"; `main` if no
 function is named) that parses its own flags, so
@@ -23,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert-weights": ("videmo.convert", "convert VGG-Face / VGG16 weights from their public formats"),
     "train": ("videmo.train.cli:train_main", "train and evaluate an experiment config (configs/*.py)"),
     "eval": ("videmo.train.cli:eval_main", "evaluate a checkpoint on a split; WAR, UAR, confusion"),
+    "predict": ("videmo.predict.cli", "predict videos with a trained model; --report shows why (Fig. 2)"),
+    "render-clip": ("videmo.data.render_clip", "write a SynthEmo clip as an .mp4 plus its ground truth (.json)"),
 }
 
 

@@ -200,12 +200,13 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray] | np.ndarray, fps: float = 25.0,
-                codec: str | None = None, bit_rate: int = 4_000_000) -> None:
+                codec: str | None = None, bit_rate: int = 4_000_000, crf: int | None = None) -> None:
   """Writes RGB frames [T, H, W, 3] uint8 (even H and W) as a video file (tests, demos).
 
   The codec follows the extension (.avi: MPEG-4 part 2, .mp4/.mkv/.mov: H.264, .webm: VP8)
   unless given. `bit_rate` (bits/s) applies to the codecs without a quality default
   (MPEG-4 part 2, MPEG-1, MJPEG); FFmpeg's own default there (200 kbit/s) is blocky.
+  `crf` sets H.264's constant rate factor (0..51, lower is better; x264's default is 23).
   """
   import av
 
@@ -214,6 +215,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray] | np.ndarr
   if codec is None:
     raise ValueError(f"write_video: no default codec for {path.suffix!r}; pass codec= "
                      f"(defaults exist for {', '.join(sorted(_CODEC_FOR_EXTENSION))})")
+  if crf is not None and (codec != "libx264" or not 0 <= crf <= 51):
+    raise ValueError(f"write_video: crf must be in 0..51 and needs the libx264 codec, got crf={crf} for {codec}")
   from fractions import Fraction
 
   rate = Fraction(fps).limit_denominator(1001)
@@ -229,6 +232,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray] | np.ndarr
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec in ("mpeg4", "mpeg1video", "mpeg2video", "mjpeg"):
           stream.bit_rate = int(bit_rate)
+        if crf is not None:
+          stream.options = {"crf": str(int(crf))}
       for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
         container.mux(packet)
     if stream is None:

@@ -3,7 +3,7 @@
     videmo train --config=configs/synthemo.py --workdir=runs/synthemo
     videmo train --config=configs/table1_sa2_reg1.py:gpu --workdir=runs/sa2 \
         --config.init.weights=~/weights/vgg_face --config.batch_size=32
-    videmo eval --config=configs/synthemo.py --checkpoint=runs/synthemo [--split=validation]
+    videmo eval --config=configs/synthemo.py --checkpoint=runs/synthemo [--split=validation] [--report=DIR]
 
 `--config.FIELD=VALUE` overrides any field; a field that does not exist is an error.
 """
@@ -34,6 +34,10 @@ def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagV
                       flag_values=values)
   flags.DEFINE_string("split", None, "eval: the split to evaluate (default: the config's eval_split)",
                       flag_values=values)
+  flags.DEFINE_string("report", None, "eval: also write a figure per clip and index.html to this folder "
+                      "(misclassified clips first)", flag_values=values)
+  flags.DEFINE_integer("report_clips", 0, "eval: report only the first N clips in report order (0 = all)",
+                       lower_bound=0, flag_values=values)
   flags.DEFINE_enum("log_level", "WARNING", ["DEBUG", "INFO", "WARNING"], "console log level",
                     flag_values=values)
   try:
@@ -80,7 +84,8 @@ def eval_main(argv: list[str]) -> int:
     with config.unlocked():
       config.eval_split = args.split
   try:
-    record, path = evaluate.evaluate_checkpoint(config, args.checkpoint)
+    record, path = evaluate.evaluate_checkpoint(config, args.checkpoint, report=args.report,
+                                                report_clips=args.report_clips)
   except (ValueError, FileNotFoundError) as err:
     print(f"videmo eval: {err}", file=sys.stderr)
     return 1

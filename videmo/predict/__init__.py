@@ -1,0 +1,38 @@
+"""Predict on a raw video and show why: `videmo predict` and the Python API it is built on.
+
+    from videmo.predict import Predictor
+    prediction = Predictor("runs/synthemo").predict("clip.mp4")   # -> Prediction
+    print(prediction.summary())
+
+Modules, one concern each:
+  workdir.py       a training work directory read back: config, input convention, classes, face geometry
+  faces_input.py   a video -> the face crops [T, C, C, 3] the model sees (preparation's and evaluation's code)
+  predictor.py     Predictor: restore the model, run it on every frame, pool over time
+  record.py        Prediction: the per-video record and its JSON fields (PREDICTION_FIELDS)
+  report.py        one figure per video in the style of the paper's Fig. 2
+  html.py          index.html: every video's figure and prediction on one offline page
+  report_folder.py a report folder: figures/, predictions.jsonl and index.html
+  cli.py           `videmo predict VIDEO_OR_FOLDER --checkpoint ...`
+  split_report.py  the same report for a dataset split (`videmo eval --report`)
+
+`Predictor` and `Prediction` are imported on first use, so `videmo predict --help` does not
+wait for JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Predictor", "Prediction", "PREDICTION_FIELDS"]
+
+
+def __getattr__(name: str) -> Any:
+  if name == "Predictor":
+    from videmo.predict.predictor import Predictor
+
+    return Predictor
+  if name in ("Prediction", "PREDICTION_FIELDS"):
+    from videmo.predict import record
+
+    return getattr(record, name)
+  raise AttributeError(f"module 'videmo.predict' has no attribute {name!r}")

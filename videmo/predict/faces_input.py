@@ -1,0 +1,159 @@
+"""A video -> the face crops the model sees, made the way a dataset clip is prepared and evaluated.
+
+Two ways in (S = the training data's face side, C = config.input.crop_size <= S):
+
+* detect (a raw video): preparation's own code, `clip_processing.process_clip` (PyAV
+  decoding, dlib detection and landmark tracking, 5-point alignment at S x S with the
+  dataset's padding, JPEG at the stored quality). Frames where no face was found are left
+  out and listed, as evaluation leaves them out.
+* aligned (frames that already are aligned faces: DFEW's frame folders, a rendered SynthEmo
+  clip): each frame's central square, resized to S x S, JPEG at the stored quality.
+
+Then, as evaluation does (videmo/data/pipeline.py `eval_batches`): the frames with a face,
+evenly subsampled to `num_frames` when given, JPEG-decoded, centre-cropped to C x C.
+A video that cannot be read, or in which no frame has a face, comes back with that status
+and a one-line message instead of crops; nothing here raises on a bad file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from videmo.data import clip_processing, faces, pipeline, schema, video_io
+from videmo.predict import record as record_lib
+
+
+@dataclasses.dataclass
+class FaceFrames:
+  """The crops of one video and where they came from.
+
+  crops [T, C, C, 3] uint8 (T = 0 unless status is ok); frame_index [T]: source frame of
+  each crop; frames_without_face: source frames with no face; status/message: see record.py.
+  """
+
+  crops: np.ndarray
+  frame_index: np.ndarray
+  num_source_frames: int
+  frames_without_face: list[int]
+  fps: float | None = None
+  status: str = record_lib.OK
+  message: str = ""
+
+
+def failed(status: str, message: str, num_source_frames: int = 0, fps: float | None = None,
+           frames_without_face: Sequence[int] = ()) -> FaceFrames:
+  """A video without crops: status NO_FACE or UNREADABLE, and why."""
+  return FaceFrames(np.zeros((0, 0, 0, 3), np.uint8), np.zeros((0,), np.int64), num_source_frames,
+                    list(frames_without_face), fps, status, message)
+
+
+def stored_face(frame: np.ndarray, size: int) -> np.ndarray:
+  """An already aligned face [H, W, 3] uint8 -> its central square resized to [S, S, 3]."""
+  from PIL import Image
+
+  if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+    raise ValueError(f"frames must be RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+  h, w, _ = frame.shape
+  side = min(h, w)
+  top, left = (h - side) // 2, (w - side) // 2
+  square = frame[top:top + side, left:left + side]
+  if side == size:
+    return np.ascontiguousarray(square)
+  return np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR))
+
+
+def select_crops(jpegs: Sequence[bytes], found: Sequence[bool], frame_index: Sequence[int], crop_size: int,
+                 num_frames: int | None) -> tuple[np.ndarray, np.ndarray]:
+  """Evaluation's choice of frames from a stored clip: the frames with a face, evenly
+  subsampled to `num_frames` (None: all), decoded and centre-cropped.
+
+  Returns (crops [T, C, C, 3] uint8, source frame index [T])."""
+  with_face = pipeline.face_indices({"face_found": np.asarray(found, bool)})
+  chosen = with_face[pipeline.evenly_spaced(len(with_face), num_frames)]
+  crops = pipeline.center_crop(pipeline.decode_frames([jpegs[i] for i in chosen]), crop_size)
+  return crops, np.asarray(frame_index, np.int64)[chosen]
+
+
+def _from_stored(jpegs: list[bytes | None], frame_index: Sequence[int], crop_size: int,
+                 num_frames: int | None, fps: float | None, message: str = "") -> FaceFrames:
+  """Crops from per-frame JPEGs (None: no face in that source frame)."""
+  found = [j is not None for j in jpegs]
+  missing = [int(frame_index[i]) for i, ok in enumerate(found) if not ok]
+  if not any(found):
+    return failed(record_lib.NO_FACE, f"no face in any of its {len(jpegs)} frames", len(jpegs), fps, missing)
+  crops, index = select_crops([j or b"" for j in jpegs], found, frame_index, crop_size, num_frames)
+  return FaceFrames(crops, index, len(jpegs), missing, fps, record_lib.OK, message)
+
+
+def faces_from_path(path: str | os.PathLike, options: clip_processing.ClipOptions, models: faces.FaceModels | None,
+                    crop_size: int, num_frames: int | None = None, aligned: bool = False) -> FaceFrames:
+  """The crops of a video file or frame folder (see the module docstring); never raises on a bad file."""
+  if aligned:
+    return _aligned_from_path(path, options, crop_size, num_frames)
+  task = clip_processing.ClipTask(os.fspath(path), os.fspath(path), os.fspath(path), -1, "predict")
+  result = clip_processing.process_clip(task, options, models)
+  if result.status in (clip_processing.EMPTY, clip_processing.UNREADABLE):
+    return failed(record_lib.UNREADABLE, result.message, result.num_source_frames, result.fps)
+  if result.status == clip_processing.NO_FACE:
+    return failed(record_lib.NO_FACE, result.message, result.num_source_frames, result.fps,
+                  result.missing_frames)
+  crops, index = select_crops(result.frames, result.face_found, result.frame_index, crop_size, num_frames)
+  return FaceFrames(crops, index, result.num_source_frames, list(result.missing_frames), result.fps,
+                    record_lib.OK, result.message)
+
+
+def _aligned_from_path(path, options: clip_processing.ClipOptions, crop_size: int,
+                       num_frames: int | None) -> FaceFrames:
+  jpegs: list[bytes | None] = []
+  fps, message = None, ""
+  try:
+    with video_io.VideoReader(path) as video:
+      fps = video.fps
+      for frame in video:
+        if options.max_frames is not None and len(jpegs) >= options.max_frames:
+          break
+        jpegs.append(schema.encode_jpeg(stored_face(frame, options.face.face_size), options.jpeg_quality))
+      if video.truncated and (options.max_frames is None or len(jpegs) < options.max_frames):
+        message = video.error or f"only {len(jpegs)} of {video.num_frames} frames could be decoded"
+  except video_io.VideoReadError as err:
+    return failed(record_lib.UNREADABLE, err.reason)
+  except Exception as err:  # noqa: BLE001  one odd file (FFmpeg, Pillow) must not stop a folder
+    return failed(record_lib.UNREADABLE, f"failed after {len(jpegs)} frames: {type(err).__name__}: {err}")
+  if not jpegs:
+    return failed(record_lib.UNREADABLE, f"no frame could be decoded{f' ({message})' if message else ''}", 0, fps)
+  return _from_stored(jpegs, range(len(jpegs)), crop_size, num_frames, fps, message)
+
+
+def faces_from_frames(frames: Iterable[np.ndarray] | np.ndarray, options: clip_processing.ClipOptions,
+                      models: faces.FaceModels | None, crop_size: int, num_frames: int | None = None,
+                      aligned: bool = False, fps: float | None = None) -> FaceFrames:
+  """The crops of frames [T, H, W, 3] uint8 already in memory (raises ValueError on bad arrays)."""
+  frames = list(frames)[:options.max_frames] if options.max_frames else list(frames)
+  if not frames:
+    raise ValueError("predict: no frames given")
+  if aligned:
+    jpegs = [schema.encode_jpeg(stored_face(f, options.face.face_size), options.jpeg_quality) for f in frames]
+  else:
+    jpegs = [None] * len(frames)
+    for out in faces.align_video(frames, models, options.face):
+      if out.found:
+        jpegs[out.index] = schema.encode_jpeg(out.face, options.jpeg_quality)
+  return _from_stored(jpegs, range(len(frames)), crop_size, num_frames, fps)
+
+
+def faces_from_record(record: dict[str, Any], crop_size: int, num_frames: int | None) -> FaceFrames:
+  """The crops of a stored dataset clip (frames as JPEG bytes, face_found, optional frame_index)."""
+  jpegs = list(record["frames"])
+  found = np.asarray(record["face_found"], bool)
+  index = np.asarray(record["frame_index"]) if "frame_index" in record else np.arange(len(jpegs))
+  missing = [int(i) for i, ok in zip(index, found) if not ok]
+  if not found.any():
+    return failed(record_lib.NO_FACE, f"no face in any of its {len(jpegs)} frames", len(jpegs),
+                  frames_without_face=missing)
+  crops, chosen = select_crops(jpegs, found, index, crop_size, num_frames)
+  fps = float(record["fps"]) if float(record.get("fps", 0) or 0) > 0 else None
+  return FaceFrames(crops, chosen, len(jpegs), missing, fps)

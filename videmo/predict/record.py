@@ -1,0 +1,175 @@
+"""What videmo says about one video: the `Prediction` record, its JSON form and its check.
+
+A prediction covers the T frames the model saw (the frames with a face, in temporal order;
+evenly subsampled when the run's config evaluates a fixed number of frames), E classes,
+N attention heads and the attention grid gh x gw = (C/16) x (C/16) of C x C face crops.
+`PREDICTION_FIELDS` lists the JSON record's fields, in order; docs/predict.md documents
+each of them (a test keeps the two in step):
+
+  video                str          the file or frame folder
+  status               str          "ok", "no_face" (no frame has a face) or "unreadable"
+  message              str          one line: why there is no prediction, or what happened
+                                    on the way (a video that breaks off); "" otherwise
+  checkpoint, step     str, int     the model: its step folder and training step
+  classes              [E] str      the class names, in the model's order
+  pooling              str          the temporal pooling (softmax, average, max, lstm):
+                                    what frame_importance means
+  label, probability   str, float   the predicted class and p(label|S) (null unless ok)
+  probabilities        [E]          p(c|S), sums to 1 (null unless ok)
+  true_label           str          the ground truth where known (`videmo eval --report`), else null
+  num_source_frames    int          frames decoded from the video
+  fps                  float        the video's frame rate (null for frame folders)
+  frame_index          [T] int      the source frame of each frame the model saw
+  frame_probabilities  [T, E]       per-frame class probabilities, softmax_c(o_fc / τ)
+  frame_importance     [T]          p(f|S) (or the pooling's analogue), sums to 1
+  frames_without_face  [int]        source frames where no face was found
+  attention            [T, N, gh, gw]  each head's attention over the face grid (each map
+                                    sums to 1); null for models without attention
+
+`Prediction` holds the same fields as numpy arrays (plus `faces`, the [T, C, C, 3] crops the
+model saw, kept only when asked for: the report draws them; they are not in the JSON).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+OK, NO_FACE, UNREADABLE = "ok", "no_face", "unreadable"
+STATUSES = (OK, NO_FACE, UNREADABLE)
+
+PREDICTION_FIELDS: tuple[str, ...] = (
+    "video", "status", "message", "checkpoint", "step", "classes", "pooling", "label", "probability",
+    "probabilities", "true_label", "num_source_frames", "fps", "frame_index", "frame_probabilities",
+    "frame_importance", "frames_without_face", "attention",
+)
+
+_DECIMALS = 6  # floats in the JSON record
+
+
+@dataclasses.dataclass
+class Prediction:
+  """One video's prediction; see the module docstring for the fields and their shapes."""
+
+  video: str
+  status: str
+  message: str
+  checkpoint: str
+  step: int
+  classes: tuple[str, ...]
+  pooling: str
+  num_source_frames: int = 0
+  fps: float | None = None
+  probabilities: np.ndarray | None = None        # [E]
+  true_label: str | None = None
+  frame_index: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), np.int64))  # [T]
+  frame_probabilities: np.ndarray | None = None  # [T, E]
+  frame_importance: np.ndarray | None = None     # [T]
+  frames_without_face: list[int] = dataclasses.field(default_factory=list)
+  attention: np.ndarray | None = None            # [T, N, gh, gw]
+  faces: np.ndarray | None = dataclasses.field(default=None, repr=False)  # [T, C, C, 3] uint8, not in JSON
+
+  @property
+  def ok(self) -> bool:
+    return self.status == OK
+
+  @property
+  def label(self) -> str | None:
+    return self.classes[int(np.argmax(self.probabilities))] if self.ok else None
+
+  @property
+  def probability(self) -> float | None:
+    return float(np.max(self.probabilities)) if self.ok else None
+
+  def top(self, k: int = 3) -> list[tuple[str, float]]:
+    """The k most probable classes, most probable first: [(name, p(c|S))]."""
+    if not self.ok:
+      return []
+    order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
+    return [(self.classes[i], float(self.probabilities[i])) for i in order]
+
+  def summary(self) -> str:
+    """One line: 'clip.mp4: Happy 62.0% (top-3: Happy 62.0%, Sad 20.1%, Fear 8.3%); 48 frames, 0 without a face'."""
+    if self.status == NO_FACE:
+      return f"{self.video}: no prediction: {self.message}"
+    if not self.ok:
+      return f"{self.video}: no prediction: {self.status}: {self.message}"
+    top = ", ".join(f"{name} {100 * p:.1f}%" for name, p in self.top(3))
+    line = (f"{self.video}: {self.label} {100 * self.probability:.1f}% (top-3: {top}); "
+            f"{len(self.frame_index)} frames seen, {len(self.frames_without_face)} without a face")
+    return line + (f"; {self.message}" if self.message else "")
+
+  def to_json(self) -> dict[str, Any]:
+    """The JSON record (plain lists and numbers), fields in PREDICTION_FIELDS order."""
+    ok = self.ok
+    record = dict(
+        video=self.video, status=self.status, message=self.message, checkpoint=self.checkpoint,
+        step=int(self.step), classes=list(self.classes), pooling=self.pooling, label=self.label,
+        probability=_round(self.probability) if ok else None,
+        probabilities=_round(self.probabilities) if ok else None, true_label=self.true_label,
+        num_source_frames=int(self.num_source_frames), fps=None if self.fps is None else float(self.fps),
+        frame_index=[int(i) for i in self.frame_index],
+        frame_probabilities=_round(self.frame_probabilities) if ok else [],
+        frame_importance=_round(self.frame_importance) if ok else [],
+        frames_without_face=[int(i) for i in self.frames_without_face],
+        attention=_round(self.attention) if ok and self.attention is not None else None,
+    )
+    assert tuple(record) == PREDICTION_FIELDS, "Prediction.to_json and PREDICTION_FIELDS disagree"
+    return record
+
+
+def _round(values: Any) -> Any:
+  if values is None:
+    return None
+  return np.round(np.asarray(values, np.float64), _DECIMALS).tolist()
+
+
+def check_record(record: Mapping[str, Any], tolerance: float = 1e-4) -> None:
+  """Raise ValueError naming the first field of a JSON record that is missing, extra or inconsistent."""
+  missing = [f for f in PREDICTION_FIELDS if f not in record]
+  extra = sorted(set(record) - set(PREDICTION_FIELDS))
+  if missing or extra:
+    raise ValueError(f"prediction record: missing fields {missing}, unknown fields {extra}")
+
+  def need(condition: bool, field: str, what: str) -> None:
+    if not condition:
+      raise ValueError(f"prediction record field {field!r} must be {what}, got {str(record[field])[:200]}")
+
+  need(record["status"] in STATUSES, "status", f"one of {STATUSES}")
+  need(isinstance(record["message"], str), "message", "a string")
+  classes = record["classes"]
+  need(isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes),
+       "classes", "a list of >= 2 class names")
+  need(isinstance(record["num_source_frames"], int) and record["num_source_frames"] >= 0,
+       "num_source_frames", "an integer >= 0")
+  need(all(isinstance(i, int) for i in record["frames_without_face"]), "frames_without_face", "a list of frame indices")
+  if record["status"] != OK:
+    for field in ("label", "probability", "probabilities", "attention"):
+      need(record[field] is None, field, "null when status is not 'ok'")
+    need(record["message"] != "", "message", "a reason when status is not 'ok'")
+    return
+  e = len(classes)
+  probabilities = np.asarray(record["probabilities"], np.float64)
+  need(probabilities.shape == (e,) and abs(probabilities.sum() - 1) < tolerance and probabilities.min() >= 0,
+       "probabilities", f"{e} probabilities summing to 1")
+  need(record["label"] == classes[int(np.argmax(probabilities))], "label", "the most probable class")
+  need(abs(record["probability"] - probabilities.max()) < tolerance, "probability", "the largest probability")
+  frame_index = np.asarray(record["frame_index"])
+  t = len(frame_index)
+  need(t >= 1 and frame_index.dtype.kind == "i" and np.all(np.diff(frame_index) > 0), "frame_index",
+       "increasing source frame indices")
+  need(not set(frame_index.tolist()) & set(record["frames_without_face"]), "frames_without_face",
+       "frames the model did not see")
+  frame_probabilities = np.asarray(record["frame_probabilities"], np.float64)
+  need(frame_probabilities.shape == (t, e) and np.allclose(frame_probabilities.sum(1), 1, atol=tolerance),
+       "frame_probabilities", f"[T={t}, E={e}] rows summing to 1")
+  importance = np.asarray(record["frame_importance"], np.float64)
+  rounding = max(tolerance, t * 10.0 ** -_DECIMALS)  # each of T values rounded to _DECIMALS
+  need(importance.shape == (t,) and abs(importance.sum() - 1) < rounding and importance.min() >= 0,
+       "frame_importance", f"{t} values summing to 1")
+  if record["attention"] is not None:
+    attention = np.asarray(record["attention"], np.float64)
+    need(attention.ndim == 4 and attention.shape[0] == t and np.allclose(attention.sum((2, 3)), 1, atol=1e-3),
+         "attention", f"[T={t}, N, gh, gw] maps each summing to 1")

@@ -1,0 +1,77 @@
+"""The report of a dataset split (`videmo eval --report OUT_DIR`): a figure per clip, worst first.
+
+Clips are ordered by evaluation's own outcome: misclassified clips first, then clips with
+no face (they count as wrong under the 'wrong' policy), then correct ones; by confidence
+(the largest p(c|S)) within each group, most confident first. Each clip's crops are the
+frames evaluation gives the model (its frames with a face, evenly subsampled to
+input.eval_num_frames, at most the largest eval bucket, centre crop), so the figures'
+predictions are evaluation's; the page says on how many clips they agree (all, unless the
+model's numerics depend on the batch, e.g. in bfloat16).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from videmo.predict import faces_input, predictor as predictor_lib
+from videmo.predict.report_folder import ReportFolder
+
+_AGREEMENT = 1e-3  # largest difference in p(c|S) for a clip to count as agreeing with evaluation
+
+
+def report_order(evaluation: dict[str, Any]) -> list[int]:
+  """Clip positions in report order, from `loop.evaluate`'s predictions [K], probabilities
+  [K, E], labels [K] and has_face [K] (see the module docstring)."""
+  predictions, labels = np.asarray(evaluation["predictions"]), np.asarray(evaluation["labels"])
+  has_face = np.asarray(evaluation["has_face"], bool)
+  confidence = np.where(has_face, np.asarray(evaluation["probabilities"]).max(-1), 0.0)
+  group = np.where(~has_face, 1, np.where(predictions == labels, 2, 0))
+  return sorted(range(len(labels)), key=lambda i: (int(group[i]), -float(confidence[i]), i))
+
+
+def eval_frame_count(config) -> int:
+  """How many frames evaluation gives a clip at most: input.eval_num_frames (0 = all),
+  capped at the largest eval bucket (videmo/data/pipeline.py `eval_batches`)."""
+  cap = max(config.input.eval_buckets)
+  return min(config.input.eval_num_frames or cap, cap)
+
+
+def _text(value: Any) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def write_split_report(out_dir: str | os.PathLike, predictor: predictor_lib.Predictor, source: Any,
+                       evaluation: dict[str, Any], class_names: Sequence[str], config, *, title: str,
+                       max_clips: int = 0, max_frames: int = 8) -> tuple[Path, int, int]:
+  """Write the report of one evaluated split; returns (index.html, clips agreeing with evaluation, clips compared).
+
+  source: the split's records (tfds data_source, frames as JPEG bytes). evaluation: the
+  dict `loop.evaluate` returns for the same split. max_clips: report only the first this
+  many clips in report order (0 = all).
+  """
+  order = report_order(evaluation)
+  if max_clips > 0:
+    order = order[:max_clips]
+  folder = ReportFolder(out_dir, title, max_frames=max_frames)
+  count = eval_frame_count(config)
+  agree = compared = 0
+  for position in tqdm(order, desc="report", unit=" clip", disable=not config.get("progress_bar", True)):
+    record = source[position]
+    frames = faces_input.faces_from_record(record, predictor.crop_size, count)
+    name = _text(record.get("clip_id", position))
+    true_label = class_names[int(evaluation["labels"][position])]
+    prediction = predictor.predict_faces(frames, name, keep_faces=True, true_label=true_label)
+    if prediction.ok:
+      expected = np.asarray(evaluation["probabilities"][position])
+      compared += 1
+      agree += int(np.argmax(prediction.probabilities) == int(evaluation["predictions"][position])
+                   and np.abs(prediction.probabilities - expected).max() <= _AGREEMENT)
+    folder.add(prediction)
+  note = (f"Order: misclassified clips first, then clips without a face, then correct ones; most confident "
+          f"first within each. The figures' predictions agree with the evaluation on {agree} of {compared} clips.")
+  return folder.finish(note=note), agree, compared
