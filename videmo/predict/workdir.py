@@ -28,6 +28,7 @@ import ml_collections
 
 from videmo.data import clip_processing, faces
 from videmo.models.input_convention import InputConvention
+from videmo.train.checkpoint import split_checkpoint_path
 
 CONFIG_FILE = "config.json"  # written by videmo.train.loop.train_and_evaluate
 
@@ -63,8 +64,9 @@ def locate(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
   path = Path(checkpoint).expanduser().absolute()
   if not path.exists():
     raise FileNotFoundError(f"--checkpoint {path} does not exist")
-  if path.name.isdigit() and path.parent.name == "checkpoints":
-    return path.parent.parent, path
+  workdir, step = split_checkpoint_path(path)
+  if step is not None:
+    return workdir, path
   if path.name == "checkpoints" and (path.parent / CONFIG_FILE).exists():
     return path.parent, path.parent
   return path, path

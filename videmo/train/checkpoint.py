@@ -57,15 +57,20 @@ class Checkpoints:
     self._manager.close()
 
 
+def split_checkpoint_path(path: str | os.PathLike) -> tuple[Path, int | None]:
+  """(work directory, step) of a step folder `WORKDIR/checkpoints/<step>`; (path, None) otherwise."""
+  path = Path(path).expanduser().absolute()
+  if path.name.isdigit() and path.parent.name == "checkpoints":
+    return path.parent.parent, int(path.name)
+  return path, None
+
+
 def restore_params(path: str | os.PathLike, target_state: Any) -> tuple[Any, int]:
   """(state, step) from a work directory (latest step) or a step folder `.../checkpoints/<step>`."""
   path = Path(path).absolute()
   if not path.exists():
     raise FileNotFoundError(f"--checkpoint {path} does not exist")
-  if path.name.isdigit() and path.parent.name == "checkpoints":
-    workdir, step = path.parent.parent, int(path.name)
-  else:
-    workdir, step = path, None
+  workdir, step = split_checkpoint_path(path)
   checkpoints = Checkpoints(workdir)
   try:
     step = checkpoints.latest_step() if step is None else step

@@ -24,7 +24,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, repo
   clips first (videmo/predict/split_report.py); `report_clips` > 0 keeps only the first that many.
   """
   path = Path(checkpoint).expanduser().absolute()
-  workdir = path.parent.parent if path.name.isdigit() and path.parent.name == "checkpoints" else path
+  workdir, _ = checkpoint_lib.split_checkpoint_path(path)
   convention_file = workdir / loop.CONVENTION_FILE
   if not convention_file.exists():
     raise FileNotFoundError(f"--checkpoint {path}: {convention_file} is missing; is this a videmo work directory?")
