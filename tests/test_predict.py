@@ -48,6 +48,7 @@ def synthemo_config(data_dir):
   config.batch_size = config.eval_batch_size = 4
   config.num_train_steps, config.eval_every_epochs, config.log_every_steps = 1, 0.0, 1
   config.num_devices, config.progress_bar = 1, False
+  config.pretrain = None  # the run starts from a random trunk (two-stage runs: test_training.py)
   return config
 
 
@@ -174,9 +175,19 @@ def test_aligned_synthemo_clip(predictor, tmp_path, capsys):
   apex = truth["apex"]  # the expression survives encoding: the apex frame is nearer the smile than neutral
   assert np.abs(luma(decoded[apex]) - luma(clip["frames"][apex])).sum() < \
       np.abs(luma(decoded[apex]) - luma(clip["neutral_frames"][apex])).sum()
-  prediction = predictor.predict(path, aligned=True)
+  prediction = predictor.predict(path, aligned=True, keep_faces=True)
   assert prediction.ok and list(prediction.frame_index) == list(range(12)) and not prediction.frames_without_face
   check_record(prediction.to_json())
+  # The ground truth comes from happy.json beside the video, and the figure shades the window.
+  assert prediction.true_label == "Happy" and prediction.true_window == (start, stop)
+  assert f"true expressive window ({start}-{stop - 1})" in figure_text(prediction)
+  assert "true: Happy" in figure_text(prediction)
+  path.with_suffix(".json").write_text('{"label": "Happy"}')  # not a render-clip record: ignored
+  assert predictor.predict(path, aligned=True).true_window is None
+  bad = predictor.predict(path, aligned=True).to_json()
+  bad["true_window"] = [5, 2]
+  with pytest.raises(ValueError, match="true_window"):
+    check_record(bad)
   with pytest.raises(SystemExit):
     main(["render-clip", str(tmp_path / "odd.mp4"), "--size", "33"])
   assert "--size must be even" in capsys.readouterr().err
@@ -239,6 +250,7 @@ def test_eval_command_writes_the_split_report(workdir, data_dir, predictor, tmp_
   assert "agree with the evaluation on 5 of 5 clips" in capsys.readouterr().out
   records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
   assert len(records) == 5 and all(r["true_label"] for r in records)
+  assert all(len(r["true_window"]) == 2 for r in records)  # SynthEmo's expressive windows
   wrong = [r["label"] != r["true_label"] for r in records]
   assert wrong == sorted(wrong, reverse=True)  # misclassified clips first
   for group in (True, False):

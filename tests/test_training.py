@@ -64,6 +64,7 @@ def tiny(config, data_dir, steps=2):
   config.checkpoint_every_steps = 1
   config.num_devices = 1
   config.progress_bar = False
+  config.pretrain = None
   return config
 
 
@@ -115,9 +116,9 @@ def finished_steps(workdir: Path) -> list[int]:
 
 
 def train_command(workdir, data_dir, steps):
-  return [sys.executable, "-m", "videmo.main", "train", f"--config={REPO / 'configs' / 'synthemo.py'}",
+  return [sys.executable, "-m", "videmo.main", "train", f"--config={REPO / 'configs' / 'table1_sa2_reg1.py'}",
           f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.dataset=synthemo/tiny",
-          "--config.build_if_missing=False", "--config.model.trunk_width_divisor=16",
+          "--config.init.pretrained_required=False", "--config.model.trunk_width_divisor=16",
           "--config.model.attention_hidden=8", "--config.input.crop_size=32", "--config.input.num_frames=4",
           "--config.input.eval_num_frames=4", "--config.input.eval_buckets=(4,)",
           "--config.batch_size=8", "--config.eval_batch_size=8", f"--config.num_train_steps={steps}",
@@ -161,7 +162,7 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(data_dir, tmp_p
   config.optim.clip_grad_norm = 0.0
   loop.train_and_evaluate(config, tmp_path)
   config.num_train_steps = 4
-  config.optim.groups = dict(all=dict(pattern=".", lr=float("inf"), frozen=False))
+  config.optim.groups.trunk.lr = config.optim.groups.head.lr = float("inf")
   with pytest.raises(loop.NonFiniteLossError, match=r"non-finite loss or gradient at step 3.*last good checkpoint is step 2"):
     loop.train_and_evaluate(config, tmp_path)
   step, restored = final_params(tmp_path)
@@ -277,3 +278,53 @@ def test_train_and_evaluate_on_tiny_learns_far_above_chance(data_dir, tmp_path):
   assert record["step"] == 120
   assert record["wrong"]["war"] >= 0.5, record["wrong"]
   assert record["wrong"]["uar"] >= 0.5, record["wrong"]
+
+
+def test_a_two_stage_config_pretrains_exports_and_fine_tunes_from_the_trunk(data_dir, tmp_path, capsys):
+  """config.pretrain runs first in WORKDIR/pretrain; its trunk (WORKDIR/pretrain/trunk) starts stage 2."""
+  from videmo.models import pretrained
+
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir, steps=2)
+  stills = load_config(REPO / "configs" / "synthemo.py").pretrain
+  config.pretrain = tiny(stills, data_dir, steps=3)
+  config.pretrain.input.num_frames = 1
+  config.pretrain.data_dir = ""  # taken from config.data_dir
+  config.optim.groups.trunk.frozen = True  # stage 2's trunk then stays exactly what stage 1 wrote
+  loop.train_and_evaluate(config, tmp_path)
+  printed = capsys.readouterr().out
+  assert "stage 1 of 2" in printed and "stage 2 of 2" in printed
+
+  trunk_dir = tmp_path / "pretrain" / "trunk"
+  exported, convention, extras = pretrained.load_converted(trunk_dir)
+  assert extras["source"]["step"] == 3 and extras["source"]["dataset"] == "synthemo/tiny"
+  assert convention == loop.IMAGENET_CONVENTION
+  _, stage1 = final_params(tmp_path / "pretrain")
+  _, stage2 = final_params(tmp_path)
+  for layer, leaves in exported.items():
+    for name, value in leaves.items():
+      np.testing.assert_array_equal(value, stage1["params"]["trunk"][layer][name])
+      np.testing.assert_array_equal(value, stage2["params"]["trunk"][layer][name])
+  assert json.loads((tmp_path / "config.json").read_text())["init"]["weights"] == str(trunk_dir)
+
+  # Run again for longer: stage 1 is not repeated, stage 2 resumes.
+  config.num_train_steps = 3
+  record = loop.train_and_evaluate(config, tmp_path)
+  printed = capsys.readouterr().out
+  assert "stage 1 is done" in printed and "resumed from" in printed and record["step"] == 3
+
+
+def test_two_stage_config_errors_name_the_field(data_dir, tmp_path):
+  config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir)
+  config.pretrain = tiny(load_config(REPO / "configs" / "synthemo.py").pretrain, data_dir)
+  config.pretrain.model.trunk_width_divisor = 8
+  with pytest.raises(ValueError, match="config.pretrain.model.trunk_width_divisor is 8"):
+    loop.train_and_evaluate(config, tmp_path)
+  config.pretrain.model.trunk_width_divisor = 16
+  config.pretrain.batch_size = 0
+  with pytest.raises(ValueError, match=r"config.pretrain.batch_size must be an integer >= 1"):
+    loop.train_and_evaluate(config, tmp_path)
+  config.pretrain.batch_size = 4
+  config.init.weights = str(tmp_path / "weights")
+  with pytest.raises(ValueError, match="config.pretrain and config.init.weights are both set"):
+    loop.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "pretrain").exists()

@@ -13,7 +13,9 @@ writes happy.mp4 (H.264, yuv420p, near-lossless: crf 8, so the few-pixel express
                                 (Neutral: window [0, 0], apex -1)
 
 The frames are the whole rendered face (SynthEmo has no background beyond the face's
-frame), so a SynthEmo-trained model reads them with `--aligned`.
+frame), so a SynthEmo-trained model reads them with `--aligned`. `videmo predict` finds
+happy.json next to happy.mp4 (`ground_truth_beside`) and reports its label and window as the
+ground truth: the figure shades the expressive window and index.html marks right and wrong.
 """
 
 from __future__ import annotations
@@ -73,3 +75,20 @@ def main(argv: list[str]) -> int:
   print(f"wrote {args.output} and {Path(args.output).with_suffix('.json')}: {args.label}, "
         f"{args.frames} frames of {args.size}x{args.size}; expressive window: {shown}")
   return 0
+
+
+def ground_truth_beside(video: str | os.PathLike) -> tuple[str, tuple[int, int]] | None:
+  """(label, window) from the VIDEO.json that `write_clip` put next to VIDEO; None when there is
+  no such file or it is not one of these records (any other .json is left alone)."""
+  path = Path(video).with_suffix(".json")
+  if Path(video).suffix.lower() == ".json" or not path.is_file():
+    return None
+  try:
+    truth = json.loads(path.read_text())
+    label, window = truth["label"], truth["window"]
+    start, stop = (int(v) for v in window)
+  except (OSError, ValueError, TypeError, KeyError):
+    return None
+  if not isinstance(label, str) or label not in truth.get("classes", AFEW_EMOTIONS) or not 0 <= start <= stop:
+    return None
+  return label, (start, stop)

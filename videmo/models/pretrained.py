@@ -30,6 +30,10 @@ points at a converted directory with
     config.init.allow_unexpected = ()
 
 and passes those three fields to `load_trunk_into`, then prints the returned report.
+
+A trunk trained by videmo itself is written in the same format by `save_trained_trunk` (a run
+with `config.export_trunk=True` leaves it in WORKDIR/trunk; `config.pretrain` chains such a run
+before another): metadata 'source' then names the run and step instead of a published file.
 """
 
 from __future__ import annotations
@@ -74,8 +78,9 @@ class LoadReport:
     src = self.source
     lines = [f"loaded {len(self.loaded)} arrays ({self.num_params:,} parameters) into "
              f"params[{self.trunk_key!r}] from {self.directory}",
-             f"  source: --format {src.get('format')} file {src.get('file')} "
-             f"(sha256 {str(src.get('sha256'))[:12]}..., {src.get('container')})",
+             (f"  source: --format {src.get('format')} file {src.get('file')} "
+              f"(sha256 {str(src.get('sha256'))[:12]}..., {src.get('container')})" if "sha256" in src
+              else "  source: " + ", ".join(f"{k} {v}" for k, v in src.items())),
              f"  input convention: {self.convention.describe()}"]
     if self.kept_at_init:
       lines.append(f"  left at initialisation (allowed missing): {', '.join(self.kept_at_init)}")
@@ -127,8 +132,6 @@ def save_converted(output_dir: str | Path, source: SourceWeights, keep_fc: bool 
     raise ValueError("save_converted expects RGB weights; pass them through to_rgb() first")
   if keep_fc and source.fc is None:
     raise ValueError("keep_fc=True but the weights were read without their fc layers")
-  out = check_output_dir(output_dir, overwrite)
-  out.mkdir(parents=True, exist_ok=True)
   arrays = {
       f"{name}/{leaf}": a for name, (k, b) in source.conv.items()
       for leaf, a in (("kernel", k), ("bias", b))
@@ -136,26 +139,53 @@ def save_converted(output_dir: str | Path, source: SourceWeights, keep_fc: bool 
   if keep_fc:
     arrays.update({f"{name}/{leaf}": a for name, (k, b) in source.fc.items()
                    for leaf, a in (("kernel", k), ("bias", b))})
+  return _write_directory(output_dir, arrays, source.convention, overwrite, {
+      "source": {"format": source.format, "file": source.path.name,
+                 "bytes": source.path.stat().st_size, "sha256": _sha256(source.path),
+                 "container": source.container},
+      "fc_kept": bool(keep_fc),
+      "class_names": source.class_names if keep_fc else None,
+      "image_size": source.image_size,
+      "notes": list(source.notes),
+  })
+
+
+def save_trained_trunk(output_dir: str | Path, trunk: Mapping[str, Any], convention: InputConvention,
+                       source: Mapping[str, Any], image_size: int | None = None,
+                       overwrite: bool = False) -> Path:
+  """Write a trunk trained by videmo to a converted directory, so another run can start from it.
+
+  trunk: the `trunk` subtree of a model's params, {'conv1_1': {'kernel', 'bias'}, ...} (any
+    width; numpy or jax arrays, fetched to the host here).
+  convention: the input convention the trunk was trained with (RGB).
+  source: where it came from, stored as metadata 'source' (e.g. {'format': 'videmo-run',
+    'file': 'WORKDIR/checkpoints/800', 'step': 800, 'dataset': 'synthemo/stills'}).
+  """
+  if convention.channel_order != "RGB":
+    raise ValueError("save_trained_trunk expects a trunk with RGB input")
+  arrays = {name: np.asarray(value) for name, value in _flatten(trunk).items()}
+  bad = sorted(n for n, a in arrays.items() if not np.all(np.isfinite(a)))
+  if bad:
+    raise ValueError(f"cannot save the trunk to {output_dir}: {', '.join(bad[:3])} hold NaN or inf")
+  return _write_directory(output_dir, arrays, convention, overwrite, {
+      "source": dict(source), "fc_kept": False, "class_names": None, "image_size": image_size,
+      "notes": ["trained by videmo"]})
+
+
+def _write_directory(output_dir: str | Path, arrays: Mapping[str, np.ndarray], convention: InputConvention,
+                     overwrite: bool, metadata: Mapping[str, Any]) -> Path:
+  """DIR/params.npz (float32 `arrays`) then DIR/metadata.json (its presence means complete)."""
+  out = check_output_dir(output_dir, overwrite)
+  out.mkdir(parents=True, exist_ok=True)
   arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
-  # metadata.json is written last: its presence means the directory is complete.
   (out / METADATA_FILE).unlink(missing_ok=True)
   tmp = out / (PARAMS_FILE + ".partial")
   with open(tmp, "wb") as f:
     np.savez(f, **arrays)
   os.replace(tmp, out / PARAMS_FILE)
-  metadata = {
-      "videmo_converted_weights": FORMAT_VERSION,
-      "architecture": "vgg16",
-      "input_convention": source.convention.to_dict(),
-      "source": {"format": source.format, "file": source.path.name,
-                 "bytes": source.path.stat().st_size, "sha256": _sha256(source.path),
-                 "container": source.container},
-      "arrays": {k: list(v.shape) for k, v in arrays.items()},
-      "fc_kept": bool(keep_fc),
-      "class_names": source.class_names if keep_fc else None,
-      "image_size": source.image_size,
-      "notes": list(source.notes),
-  }
+  metadata = {"videmo_converted_weights": FORMAT_VERSION, "architecture": "vgg16",
+              "input_convention": convention.to_dict(),
+              "arrays": {k: list(v.shape) for k, v in arrays.items()}, **metadata}
   tmp = out / (METADATA_FILE + ".partial")
   tmp.write_text(json.dumps(metadata, indent=1))
   os.replace(tmp, out / METADATA_FILE)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from videmo.data import clip_processing, faces
+from videmo.data import clip_processing, faces, render_clip
 from videmo.models import temporal as temporal_lib
 from videmo.models import video
 from videmo.models.input_convention import InputConvention
@@ -162,18 +162,27 @@ class Predictor:
 
     aligned: the frames already are aligned faces (skip detection; see faces_input).
     keep_faces: keep the [T, C, C, 3] crops in `Prediction.faces` (the report draws them).
-    A video that cannot be read or has no face gives a Prediction with that status.
+    A video that cannot be read or has no face gives a Prediction with that status. A file
+    written by `videmo render-clip` brings its ground truth (true_label, true_window) from the
+    .json beside it.
     """
+    is_path = isinstance(video_or_frames, (str, os.PathLike))
     if name is None:
-      name = os.fspath(video_or_frames) if isinstance(video_or_frames, (str, os.PathLike)) else "<frames>"
-    return self.predict_faces(self.faces(video_or_frames, aligned=aligned, fps=fps), name, keep_faces=keep_faces)
+      name = os.fspath(video_or_frames) if is_path else "<frames>"
+    truth = render_clip.ground_truth_beside(video_or_frames) if is_path else None
+    if truth is not None and truth[0] not in self.class_names:
+      truth = None
+    return self.predict_faces(self.faces(video_or_frames, aligned=aligned, fps=fps), name, keep_faces=keep_faces,
+                              true_label=truth and truth[0], true_window=truth and truth[1])
 
   def predict_faces(self, frames: faces_input.FaceFrames, name: str, *, keep_faces: bool = False,
-                    true_label: str | None = None) -> record.Prediction:
-    """The Prediction for crops already made (`faces`, or a dataset clip in `videmo eval --report`)."""
+                    true_label: str | None = None, true_window: tuple[int, int] | None = None) -> record.Prediction:
+    """The Prediction for crops already made (`faces`, or a dataset clip in `videmo eval --report`);
+    `true_label` / `true_window` are the ground truth where known (see record.py)."""
     base = dict(video=name, checkpoint=self.checkpoint, step=self.step, classes=self.class_names,
                 pooling=self.model.temporal, num_source_frames=frames.num_source_frames, fps=frames.fps,
-                true_label=true_label, frames_without_face=list(frames.frames_without_face))
+                true_label=true_label, true_window=None if true_window is None else tuple(true_window),
+                frames_without_face=list(frames.frames_without_face))
     if frames.status != record.OK:
       return record.Prediction(status=frames.status, message=frames.message, **base)
     out = self.run(frames.crops)

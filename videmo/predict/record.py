@@ -16,7 +16,10 @@ each of them (a test keeps the two in step):
                                     what frame_importance means
   label, probability   str, float   the predicted class and p(label|S) (null unless ok)
   probabilities        [E]          p(c|S), sums to 1 (null unless ok)
-  true_label           str          the ground truth where known (`videmo eval --report`), else null
+  true_label           str          the ground truth where known (`videmo eval --report`; the
+                                    VIDEO.json of `videmo render-clip`), else null
+  true_window          [2] int      [start, stop) of the source frames that show the emotion,
+                                    where known (SynthEmo, as for true_label), else null
   num_source_frames    int          frames decoded from the video
   fps                  float        the video's frame rate (null for frame folders)
   frame_index          [T] int      the source frame of each frame the model saw
@@ -42,7 +45,7 @@ STATUSES = (OK, NO_FACE, UNREADABLE)
 
 PREDICTION_FIELDS: tuple[str, ...] = (
     "video", "status", "message", "checkpoint", "step", "classes", "pooling", "label", "probability",
-    "probabilities", "true_label", "num_source_frames", "fps", "frame_index", "frame_probabilities",
+    "probabilities", "true_label", "true_window", "num_source_frames", "fps", "frame_index", "frame_probabilities",
     "frame_importance", "frames_without_face", "attention",
 )
 
@@ -64,6 +67,7 @@ class Prediction:
   fps: float | None = None
   probabilities: np.ndarray | None = None        # [E]
   true_label: str | None = None
+  true_window: tuple[int, int] | None = None
   frame_index: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), np.int64))  # [T]
   frame_probabilities: np.ndarray | None = None  # [T, E]
   frame_importance: np.ndarray | None = None     # [T]
@@ -109,6 +113,7 @@ class Prediction:
         step=int(self.step), classes=list(self.classes), pooling=self.pooling, label=self.label,
         probability=_round(self.probability) if ok else None,
         probabilities=_round(self.probabilities) if ok else None, true_label=self.true_label,
+        true_window=None if self.true_window is None else [int(i) for i in self.true_window],
         num_source_frames=int(self.num_source_frames), fps=None if self.fps is None else float(self.fps),
         frame_index=[int(i) for i in self.frame_index],
         frame_probabilities=_round(self.frame_probabilities) if ok else [],
@@ -145,6 +150,10 @@ def check_record(record: Mapping[str, Any], tolerance: float = 1e-4) -> None:
   need(isinstance(record["num_source_frames"], int) and record["num_source_frames"] >= 0,
        "num_source_frames", "an integer >= 0")
   need(all(isinstance(i, int) for i in record["frames_without_face"]), "frames_without_face", "a list of frame indices")
+  window = record["true_window"]
+  need(window is None or (isinstance(window, list) and len(window) == 2 and all(isinstance(i, int) for i in window)
+                          and 0 <= window[0] <= window[1]), "true_window", "null or [start, stop) frame indices")
+  need(record["true_label"] is None or record["true_label"] in classes, "true_label", "null or one of the classes")
   if record["status"] != OK:
     for field in ("label", "probability", "probabilities", "attention"):
       need(record[field] is None, field, "null when status is not 'ok'")

@@ -8,7 +8,8 @@ looked and when.
            scaled to its own maximum
     (c)    each shown frame's class probabilities, the chosen class in red
     (d)    frame importance over the whole clip, shown frames marked, frames without a
-           face ticked below; p(chosen class | frame) dashed on the right axis
+           face ticked below; p(chosen class | frame) dashed on the right axis; the true
+           expressive window shaded green where it is known (SynthEmo)
 
 Where a model has no attention (spatial='average') or its pooling has no frame importance
 (average pooling weighs every frame 1/T), the figure says so in words in that panel. Max
@@ -171,10 +172,14 @@ def _draw_importance(ax, prediction, shown, chosen: int) -> None:
   twin.set_ylim(0, 1.05)
   twin.set_ylabel(f"p({prediction.label} | frame)", fontsize=7, color=RED)
   twin.tick_params(axis="y", labelsize=6, colors=RED)
+  window = prediction.true_window
+  if window is not None and window[1] > window[0]:
+    ax.axvspan(window[0] - 0.5, window[1] - 0.5, color=GREEN, alpha=0.12, lw=0,
+               label=f"true expressive window ({window[0]}-{window[1] - 1})")
   missing = np.asarray(prediction.frames_without_face)
   if len(missing):
     ax.plot(missing, np.zeros(len(missing)), "|", color=GREY, ms=8, label="no face")
-  if len(missing) or prediction.pooling in IMPORTANCE_LABELS:
+  if len(missing) or window is not None or prediction.pooling in IMPORTANCE_LABELS:
     ax.legend(loc="upper left", fontsize=6, frameon=False)
   last = max(int(index.max()), int(missing.max()) if len(missing) else 0, prediction.num_source_frames - 1)
   ax.set_xlim(-0.5, last + 0.5)

@@ -65,7 +65,9 @@ def write_split_report(out_dir: str | os.PathLike, predictor: predictor_lib.Pred
     frames = faces_input.faces_from_record(record, predictor.crop_size, count)
     name = _text(record.get("clip_id", position))
     true_label = class_names[int(evaluation["labels"][position])]
-    prediction = predictor.predict_faces(frames, name, keep_faces=True, true_label=true_label)
+    window = record.get("window")  # SynthEmo's ground truth: [start, stop) of the expressive frames
+    window = None if window is None else tuple(int(v) for v in np.asarray(window).reshape(-1)[:2])
+    prediction = predictor.predict_faces(frames, name, keep_faces=True, true_label=true_label, true_window=window)
     if prediction.ok:
       expected = np.asarray(evaluation["probabilities"][position])
       compared += 1

@@ -50,6 +50,9 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
       eval_buckets=(16, 32, 64, 128, 256),  # padded clip lengths in evaluation
   ))
 
+  config.pretrain = None              # a whole config run first in WORKDIR/pretrain; its trunk initialises this run
+  config.export_trunk = False        # write the trained trunk to WORKDIR/trunk (for another run's init.weights)
+
   config.init = ml_collections.ConfigDict(dict(
       weights="",                    # a folder written by `videmo convert-weights` ('' = random init)
       pretrained_required=True,      # the paper fine-tunes VGG-Face: refuse to start without weights

@@ -59,6 +59,8 @@ def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagV
   for name in required:
     if not values[name].value:
       raise SystemExit(f"{prog}: --{name} is required")
+  if not flags.FLAGS.is_parsed():  # libraries read absl's global flags (grain's loader workers do)
+    flags.FLAGS.mark_as_parsed()
   logging.basicConfig(level=values.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
   return values
 

@@ -49,8 +49,28 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   need(config.optim.sgdr_cycle_epochs > 0, "optim.sgdr_cycle_epochs", "> 0")
   need(config.optim.sgdr_multiplier >= 1, "optim.sgdr_multiplier", ">= 1")
   need(0 <= config.optim.sgdr_min_ratio <= 1, "optim.sgdr_min_ratio", "in [0, 1]")
-  if config.init.pretrained_required and not config.init.weights:
+  pretrain = config.get("pretrain")
+  if pretrain is not None:
+    _check_pretrain(config, pretrain)
+  elif config.init.pretrained_required and not config.init.weights:
     raise ValueError(
         "config.init.weights is empty, but this config fine-tunes a pre-trained VGG-Face trunk as the "
         "paper does: convert the weights with `videmo convert-weights` and pass "
         "--config.init.weights=DIR, or pass --config.init.pretrained_required=False to train from scratch")
+
+
+def _check_pretrain(config: ml_collections.ConfigDict, pretrain) -> None:
+  """config.pretrain: a whole config whose trunk fits this one, and no other source of weights."""
+  if not isinstance(pretrain, ml_collections.ConfigDict):
+    raise ValueError(f"config.pretrain must be None or a whole experiment config, got {pretrain!r}")
+  if config.init.weights:
+    raise ValueError("config.pretrain and config.init.weights are both set; the pre-training run makes "
+                     "the trunk, so leave config.init.weights empty")
+  try:
+    check_config(pretrain)
+  except ValueError as err:
+    raise ValueError(str(err).replace("config.", "config.pretrain.", 1)) from None
+  if pretrain.model.trunk_width_divisor != config.model.trunk_width_divisor:
+    raise ValueError(f"config.pretrain.model.trunk_width_divisor is {pretrain.model.trunk_width_divisor} but "
+                     f"config.model.trunk_width_divisor is {config.model.trunk_width_divisor}; the pre-trained "
+                     f"trunk must have this run's width")

@@ -32,6 +32,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, repo
   with config.unlocked():
     config.init.weights = ""  # the checkpoint holds the whole model
     config.init.pretrained_required = False
+    config.pretrain = None
   exp = loop.make_experiment(config, convention)
   state, optimizer, _, schedule = loop.init_state(
       config, exp.model, exp.mesh, config.input.num_frames, config.input.crop_size,

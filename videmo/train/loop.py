@@ -1,5 +1,7 @@
 """`train_and_evaluate(config, workdir)`: the whole training run, resumable after a kill.
 
+0. With `config.pretrain`, first run that config in `workdir/pretrain` and start from its trunk
+   (two-stage training, videmo/train/stages.py).
 1. Open the dataset (building it first when `config.build_if_missing`, e.g. SynthEmo).
 2. Build the model, initialise it or load a converted pre-trained trunk (`config.init.weights`).
 3. Make the optimiser (parameter groups, SGDR) and log every parameter's group.
@@ -7,7 +9,8 @@
 5. Train with a jit-compiled data-parallel step over all devices, logging to TensorBoard and
    the console, checkpointing every `checkpoint_every_steps` and evaluating every
    `eval_every_epochs`; a non-finite loss stops the run with the last good checkpoint intact.
-6. Evaluate and write `workdir/metrics.json` and `workdir/confusion.png`.
+6. Evaluate and write `workdir/metrics.json` and `workdir/confusion.png`; with
+   `config.export_trunk`, also the trained trunk to `workdir/trunk` (a converted-weight folder).
 
 Derived numbers (classes, steps per epoch, total steps, SGDR cycle steps) are computed here
 from the config and the dataset, never inside a config.
@@ -36,7 +39,7 @@ from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
 from videmo.train import metrics as metrics_lib
-from videmo.train import optim, steps, writers
+from videmo.train import optim, stages, steps, writers
 from videmo.train.config_check import check_config
 
 log = logging.getLogger("videmo.train")
@@ -222,8 +225,15 @@ def compile_steps(exp: Experiment, optimizer, schedule):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
-  """Train (or resume) and evaluate; returns the final metrics record (also in metrics.json)."""
+  """Train (or resume) and evaluate; returns the final metrics record (also in metrics.json).
+
+  With config.pretrain set, first pre-trains the trunk in WORKDIR/pretrain (videmo/train/stages.py);
+  with config.export_trunk, writes the trained trunk to WORKDIR/trunk at the end.
+  """
   workdir = Path(workdir).absolute()
+  if config.get("pretrain") is not None:
+    check_config(config)
+    config = stages.with_pretrained_trunk(config, workdir, train_and_evaluate)
   exp = make_experiment(config)
   mesh, numbers = exp.mesh, exp.numbers
   local_batch = parallel.check_batch_size(config.batch_size, mesh)
@@ -299,6 +309,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   print(f"{config.dataset} {config.eval_split} at step {final_step}: {metrics_lib.summary_line(headline)}"
         f"  [no-face clips: {config.no_face_policy}; "
         f"other policy: {metrics_lib.summary_line(result['metrics'][_other(config.no_face_policy)])}]")
+  if config.export_trunk:
+    stages.export_trunk(state.params, exp.convention, config, workdir, final_step)
   return record
 
 

@@ -74,6 +74,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       SynthEmoConfig(name="tiny", size=32, num_train=28, num_validation=14, min_frames=4,
                      max_frames=10, description="Unit tests of the training loop: 28 / 14 clips of "
                      "4-10 frames at 32x32; builds in about a second."),
+      SynthEmoConfig(name="stills", size=64, num_train=2000, num_validation=280, min_frames=1,
+                     max_frames=1, seed=1, description="Labelled face stills to pre-train the demo's "
+                     "narrow trunk on (the analogue of a static expression dataset): 2,000 / 280 "
+                     "one-frame clips at 64x64, each at its expression's apex (Neutral: a neutral "
+                     "face), of other people than small's (seed 1); builds in seconds."),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
