@@ -41,6 +41,7 @@ def bench_config(config: ml_collections.ConfigDict, *, batch_size: int | None = 
   """
   config = ml_collections.ConfigDict(config.to_dict())
   config.init.pretrained_required = False
+  config.pretrain = None  # a two-stage config's pre-training run is not part of its step
   if config.model.num_classes is None:
     config.model.num_classes = DEFAULT_CLASSES
   for field, value in (("batch_size", batch_size), ("input.num_frames", num_frames),
