@@ -38,25 +38,13 @@ from videmo.predict import faces_input, record, workdir as workdir_lib
 
 
 def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
-  """(parameters, step) of a run's checkpoint, restored onto one device.
-
-  The restore target is the `TrainState` training saves (videmo/train/steps.py: step,
-  parameters, the optimiser state of `optim.make_optimizer` for the run's config), built
-  from shapes alone (`jax.eval_shape`): nothing is initialised or compiled, which on a CPU
-  saves the seconds a VGG16 `init` takes to compile. The optimiser state is dropped.
-  """
+  """(parameters, step) of a run's checkpoint, restored onto one device from a shape-only
+  target (`checkpoint.restore_target`: nothing initialised or compiled); the optimiser state
+  is dropped."""
   from videmo.train import checkpoint as checkpoint_lib
-  from videmo.train import optim, steps
 
-  c = run.crop_size
-  frames = jax.ShapeDtypeStruct((1, 1, c, c, 3), jnp.float32)
-  params = jax.eval_shape(model.init, jax.random.key(0), frames, jax.ShapeDtypeStruct((1, 1), jnp.bool_))["params"]
-  # The step counts shape only the learning-rate schedule, not the optimiser state.
-  optimizer, _, _ = optim.make_optimizer(params, run.config.optim, total_steps=1, steps_per_epoch=10_000)
-  target = steps.TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params,
-                            opt_state=jax.eval_shape(optimizer.init, params))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
+  target = checkpoint_lib.restore_target(model, run.config.optim, run.crop_size, device)
   state, step = checkpoint_lib.restore_params(run.checkpoint, target)
   return state.params, int(step)
 

@@ -57,6 +57,26 @@ class Checkpoints:
     self._manager.close()
 
 
+def restore_target(model: Any, optim_config: Any, crop_size: int, sharding: jax.sharding.Sharding) -> Any:
+  """The `TrainState` a run saves, as shapes only (`jax.eval_shape`), placed by `sharding`.
+
+  A restore target for `restore_params` that initialises and compiles nothing (a VGG16
+  `init` takes seconds to compile on a CPU). model: the run's VideoEmotionNet; optim_config:
+  its `config.optim` (the optimiser state's structure follows the parameter groups).
+  """
+  import jax.numpy as jnp
+
+  from videmo.train import optim, steps
+
+  frames = jax.ShapeDtypeStruct((1, 1, crop_size, crop_size, 3), jnp.float32)
+  params = jax.eval_shape(model.init, jax.random.key(0), frames, jax.ShapeDtypeStruct((1, 1), jnp.bool_))["params"]
+  # The step counts shape only the learning-rate schedule, not the optimiser state.
+  optimizer, _, _ = optim.make_optimizer(params, optim_config, total_steps=1, steps_per_epoch=10_000)
+  target = steps.TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params,
+                            opt_state=jax.eval_shape(optimizer.init, params))
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), target)
+
+
 def split_checkpoint_path(path: str | os.PathLike) -> tuple[Path, int | None]:
   """(work directory, step) of a step folder `WORKDIR/checkpoints/<step>`; (path, None) otherwise."""
   path = Path(path).expanduser().absolute()

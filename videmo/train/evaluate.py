@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import ml_collections
 
+from videmo import parallel
 from videmo.models.input_convention import InputConvention
 from videmo.train import checkpoint as checkpoint_lib
 from videmo.train import loop
@@ -34,11 +35,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, repo
     config.init.pretrained_required = False
     config.pretrain = None
   exp = loop.make_experiment(config, convention)
-  state, optimizer, _, schedule = loop.init_state(
-      config, exp.model, exp.mesh, config.input.num_frames, config.input.crop_size,
-      exp.numbers["steps_per_epoch"], exp.numbers["total_steps"])
-  state, step = checkpoint_lib.restore_params(path, state)
-  _, eval_step = loop.compile_steps(exp, optimizer, schedule)
+  target = checkpoint_lib.restore_target(exp.model, config.optim, config.input.crop_size,
+                                         parallel.replicated(exp.mesh))
+  state, step = checkpoint_lib.restore_params(path, target)
+  eval_step = loop.compile_eval_step(exp)
   clips = loop.pipeline.eval_clips(exp.eval_source)
   result = loop.evaluate(eval_step, state.params, exp.eval_source, clips, config, exp.mesh, exp.num_classes)
   name = f"eval_{config.eval_split}_{step}"

@@ -219,9 +219,13 @@ def compile_steps(exp: Experiment, optimizer, schedule):
       steps.make_train_step(exp.model, optimizer, exp.normalise, exp.config.penalty_coef, schedule),
       in_shardings=(replicated, sharded, replicated), out_shardings=(replicated, replicated),
       donate_argnums=(0,))
-  eval_step = jax.jit(steps.make_eval_step(exp.model, exp.normalise, exp.num_classes),
-                      in_shardings=(replicated, sharded))
-  return train_step, eval_step
+  return train_step, compile_eval_step(exp)
+
+
+def compile_eval_step(exp: Experiment):
+  """eval_step, jit-compiled for the experiment's mesh (parameters replicated, batch split)."""
+  return jax.jit(steps.make_eval_step(exp.model, exp.normalise, exp.num_classes),
+                 in_shardings=(parallel.replicated(exp.mesh), parallel.batch_sharded(exp.mesh)))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
