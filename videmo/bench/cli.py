@@ -69,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     _add_xla_flags(args.xla_flags)
 
   from videmo.bench import peaks
-  from videmo.train.cli import _parse
+  from videmo.train.cli import parse_command_line
 
   try:
     peak = peaks.parse_peak(args.peak_tflops)
   except ValueError as err:
     parser.error(str(err))
-  config = _parse("videmo bench", rest, ()).config
+  config = parse_command_line("videmo bench", rest, ()).config
   config_name = next((a.split("=", 1)[1] if "=" in a else rest[i + 1]) for i, a in enumerate(rest)
                      if a == "--config" or a.startswith("--config="))
 

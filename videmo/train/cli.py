@@ -17,7 +17,7 @@ from pathlib import Path
 from absl import flags
 from ml_collections import config_flags
 
-def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagValues:
+def parse_command_line(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagValues:
   """Parse one command line into a fresh set of flags (config_flags defines one flag per
   override it sees, so a set of flags serves a single parse)."""
   for i, arg in enumerate(argv):
@@ -66,7 +66,7 @@ def _parse(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagV
 
 
 def train_main(argv: list[str]) -> int:
-  args = _parse("videmo train", argv, ("workdir",))
+  args = parse_command_line("videmo train", argv, ("workdir",))
   from videmo.train import loop
 
   try:
@@ -78,7 +78,7 @@ def train_main(argv: list[str]) -> int:
 
 
 def eval_main(argv: list[str]) -> int:
-  args = _parse("videmo eval", argv, ("checkpoint",))
+  args = parse_command_line("videmo eval", argv, ("checkpoint",))
   from videmo.train import evaluate
 
   config = args.config
