@@ -179,6 +179,19 @@ def test_resuming_with_another_optimizer_structure_is_a_clear_error(data_dir, tm
     loop.train_and_evaluate(config, tmp_path)
 
 
+def test_loader_workers_give_the_same_batches_from_plain_python(data_dir):
+  """grain's worker processes start outside an absl app (here: pytest) and decode exactly
+  what the in-process loader decodes, batch for batch."""
+  source = pipeline.open_split("synthemo/tiny", "train", data_dir)
+  options = dict(batch_size=4, num_frames=4, crop_size=32, seed=3, start_step=2)
+  inline, workers = pipeline.train_batches(source, workers=0, **options), pipeline.train_batches(source, workers=2, **options)
+  for _ in range(3):
+    a, b = next(inline), next(workers)
+    assert set(a) == set(b)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_eval_over_padded_buckets_equals_eval_clip_by_clip(data_dir):
   config = tiny(load_config(REPO / "configs" / "synthemo.py"), data_dir)
   config.input.eval_num_frames = 0

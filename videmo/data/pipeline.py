@@ -133,8 +133,18 @@ def train_batches(source: Any, *, batch_size: int, num_frames: int, crop_size: i
   ds = ds[process_index::process_count].batch(batch_size, drop_remainder=True)[start_step:]
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=max(1, workers), prefetch_buffer_size=2 * batch_size))
   if workers > 0:
+    _absl_flags_for_grain()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=2))
   return iter(it)
+
+
+def _absl_flags_for_grain() -> None:
+  """grain's worker processes read absl's global flags, which only an absl app parses; mark
+  them parsed (at their defaults) so workers also start from a plain script or `videmo train`."""
+  from absl import flags
+
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
 
 
 def bucket_length(length: int, buckets: Sequence[int]) -> int:

@@ -59,8 +59,6 @@ def parse_command_line(prog: str, argv: list[str], required: tuple[str, ...]) ->
   for name in required:
     if not values[name].value:
       raise SystemExit(f"{prog}: --{name} is required")
-  if not flags.FLAGS.is_parsed():  # libraries read absl's global flags (grain's loader workers do)
-    flags.FLAGS.mark_as_parsed()
   logging.basicConfig(level=values.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
   return values
 
