@@ -100,6 +100,20 @@ def max_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jn
   return log_p_class, p_frame
 
 
+def pool_frame_scores(kind: str, scores: jnp.ndarray, mask: jnp.ndarray,
+                      temperature: float = 1.0) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """The frame-local pooling `kind` ('softmax', 'average' or 'max') of scores [B, F, E]:
+  -> (log p(c|S) [B, E], frame importance [B, F]). The LSTM is not frame-local (LSTMPooling)."""
+  if kind == "softmax":
+    return softmax_pooling(scores, mask, temperature)
+  if kind == "average":
+    return average_pooling(scores, mask)
+  if kind == "max":
+    return max_pooling(scores, mask)
+  raise ValueError(f"pooling of frame scores must be 'softmax', 'average' or 'max' (one of {POOLINGS} "
+                   f"but the LSTM runs over features), got {kind!r}")
+
+
 class LSTMPooling(nn.Module):
   """LSTM over frame features, skipping masked frames (the VGG16+LSTM baseline).
 

@@ -108,14 +108,7 @@ class VideoEmotionNet(nn.Module):
 
     scores = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(features).astype(jnp.float32)
     scores = jnp.where(mask[..., None], scores, 0.0)
-    if self.temporal == "softmax":
-      log_probs, importance = temporal_lib.softmax_pooling(scores, mask, self.temperature)
-    elif self.temporal == "average":
-      log_probs, importance = temporal_lib.average_pooling(scores, mask)
-    elif self.temporal == "max":
-      log_probs, importance = temporal_lib.max_pooling(scores, mask)
-    else:
-      raise ValueError(f"temporal must be one of {temporal_lib.POOLINGS}, got {self.temporal!r}")
+    log_probs, importance = temporal_lib.pool_frame_scores(self.temporal, scores, mask, self.temperature)
     chex.assert_shape(log_probs, (b, self.num_classes))
     outputs.update(log_probs=log_probs, frame_importance=importance, frame_scores=scores)
     return outputs
