@@ -19,6 +19,7 @@ import pytest
 
 from face_checks import astronaut_clip, face_free_clip
 from videmo.data import clip_processing, faces, pipeline, video_io
+from videmo.data import render_clip as render_clip_lib
 from videmo.main import main
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION
@@ -158,7 +159,7 @@ def test_predict_command_on_a_folder_with_json_and_report(workdir, videos, tmp_p
       ["ok", "unreadable", "no_face"]
 
 
-def test_aligned_synthemo_clip(predictor, tmp_path, capsys):
+def test_aligned_synthemo_clip(predictor, workdir, tmp_path, capsys):
   path = tmp_path / "happy.mp4"
   assert main(["render-clip", str(path), "--label", "Happy", "--seed", "3", "--size", "32", "--frames", "12"]) == 0
   truth = json.loads(path.with_suffix(".json").read_text())
@@ -175,14 +176,20 @@ def test_aligned_synthemo_clip(predictor, tmp_path, capsys):
   apex = truth["apex"]  # the expression survives encoding: the apex frame is nearer the smile than neutral
   assert np.abs(luma(decoded[apex]) - luma(clip["frames"][apex])).sum() < \
       np.abs(luma(decoded[apex]) - luma(clip["neutral_frames"][apex])).sum()
-  prediction = predictor.predict(path, aligned=True, keep_faces=True)
+  # The ground truth comes from happy.json beside the video, and the figure shades the window.
+  assert render_clip_lib.ground_truth_beside(path) == ("Happy", (start, stop))
+  prediction = predictor.predict(path, aligned=True, keep_faces=True, true_label="Happy", true_window=(start, stop))
   assert prediction.ok and list(prediction.frame_index) == list(range(12)) and not prediction.frames_without_face
   check_record(prediction.to_json())
-  # The ground truth comes from happy.json beside the video, and the figure shades the window.
   assert prediction.true_label == "Happy" and prediction.true_window == (start, stop)
   assert f"true expressive window ({start}-{stop - 1})" in figure_text(prediction)
   assert "true: Happy" in figure_text(prediction)
+  capsys.readouterr()
+  assert main(["predict", str(path), "--checkpoint", str(workdir), "--aligned", "--json"]) == 0
+  printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert printed["true_label"] == "Happy" and printed["true_window"] == [start, stop]
   path.with_suffix(".json").write_text('{"label": "Happy"}')  # not a render-clip record: ignored
+  assert render_clip_lib.ground_truth_beside(path) is None
   assert predictor.predict(path, aligned=True).true_window is None
   bad = predictor.predict(path, aligned=True).to_json()
   bad["true_window"] = [5, 2]

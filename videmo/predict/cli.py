@@ -90,6 +90,7 @@ def main(argv: list[str]) -> int:
 
   from tqdm import tqdm
 
+  from videmo.data import render_clip
   from videmo.predict.predictor import Predictor
   from videmo.predict.report_folder import ReportFolder
 
@@ -106,7 +107,11 @@ def main(argv: list[str]) -> int:
   predicted = 0
   bar = tqdm(videos, desc="predict", unit=" video", disable=len(videos) == 1, file=sys.stderr)
   for path in bar:
-    prediction = predictor.predict(path, aligned=args.aligned, keep_faces=folder is not None)
+    truth = render_clip.ground_truth_beside(path)  # a `videmo render-clip` video's VIDEO.json
+    if truth is not None and truth[0] not in predictor.class_names:
+      truth = None
+    prediction = predictor.predict(path, aligned=args.aligned, keep_faces=folder is not None,
+                                   true_label=truth and truth[0], true_window=truth and truth[1])
     predicted += prediction.ok
     bar.write(json.dumps(prediction.to_json()) if args.json else prediction.summary(), file=sys.stdout)
     if folder is not None:

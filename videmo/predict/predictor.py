@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from videmo.data import clip_processing, faces, render_clip
+from videmo.data import clip_processing, faces
 from videmo.models import temporal as temporal_lib
 from videmo.models import video
 from videmo.models.input_convention import InputConvention
@@ -47,18 +47,6 @@ def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
   target = checkpoint_lib.restore_target(model, run.config.optim, run.crop_size, device)
   state, step = checkpoint_lib.restore_params(run.checkpoint, target)
   return state.params, int(step)
-
-
-def pool(model: video.VideoEmotionNet, scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """The model's temporal pooling of frame scores [B, F, E] -> (log p(c|S) [B, E], importance [B, F]),
-  as `VideoEmotionNet.__call__` applies it (softmax, average or max pooling)."""
-  if model.temporal == "softmax":
-    return temporal_lib.softmax_pooling(scores, mask, model.temperature)
-  if model.temporal == "average":
-    return temporal_lib.average_pooling(scores, mask)
-  if model.temporal == "max":
-    return temporal_lib.max_pooling(scores, mask)
-  raise ValueError(f"pool: temporal pooling {model.temporal!r} is not frame-local; run the whole clip")
 
 
 class Predictor:
@@ -145,23 +133,20 @@ class Predictor:
 
   def predict(self, video_or_frames: str | os.PathLike | np.ndarray | Iterable[np.ndarray], *,
               aligned: bool = False, keep_faces: bool = False, name: str | None = None,
-              fps: float | None = None) -> record.Prediction:
+              fps: float | None = None, true_label: str | None = None,
+              true_window: tuple[int, int] | None = None) -> record.Prediction:
     """Predict one video: a file, a frame folder, or its frames [T, H, W, 3] uint8.
 
     aligned: the frames already are aligned faces (skip detection; see faces_input).
     keep_faces: keep the [T, C, C, 3] crops in `Prediction.faces` (the report draws them).
-    A video that cannot be read or has no face gives a Prediction with that status. A file
-    written by `videmo render-clip` brings its ground truth (true_label, true_window) from the
-    .json beside it.
+    true_label / true_window: the ground truth where known, copied into the Prediction (for a
+    `videmo render-clip` video: `render_clip.ground_truth_beside(path)`).
+    A video that cannot be read or has no face gives a Prediction with that status.
     """
-    is_path = isinstance(video_or_frames, (str, os.PathLike))
     if name is None:
-      name = os.fspath(video_or_frames) if is_path else "<frames>"
-    truth = render_clip.ground_truth_beside(video_or_frames) if is_path else None
-    if truth is not None and truth[0] not in self.class_names:
-      truth = None
+      name = os.fspath(video_or_frames) if isinstance(video_or_frames, (str, os.PathLike)) else "<frames>"
     return self.predict_faces(self.faces(video_or_frames, aligned=aligned, fps=fps), name, keep_faces=keep_faces,
-                              true_label=truth and truth[0], true_window=truth and truth[1])
+                              true_label=true_label, true_window=true_window)
 
   def predict_faces(self, frames: faces_input.FaceFrames, name: str, *, keep_faces: bool = False,
                     true_label: str | None = None, true_window: tuple[int, int] | None = None) -> record.Prediction:
@@ -195,7 +180,8 @@ class Predictor:
       out = self._whole_clip(crops)
     else:
       out = self._frame_by_chunks(crops)
-      log_probs, importance = pool(self.model, jnp.asarray(out["frame_scores"][None]), jnp.ones((1, t), bool))
+      log_probs, importance = temporal_lib.pool_frame_scores(
+          self.model.temporal, jnp.asarray(out["frame_scores"][None]), jnp.ones((1, t), bool), self.model.temperature)
       out.update(log_probs=np.asarray(log_probs[0]), frame_importance=np.asarray(importance[0]))
     tau = self.model.temperature if self.model.temporal == "softmax" else 1.0
     out["frame_probabilities"] = np.asarray(jax.nn.softmax(jnp.asarray(out["frame_scores"]) / tau, axis=-1))
