@@ -530,6 +530,24 @@ def test_narrow_trunk_is_refused_with_an_explanation(converted):
     pretrained.load_trunk_into({"trunk": narrow["params"]}, converted("vggface-mat"))
 
 
+def test_a_trained_narrow_trunk_round_trips_and_names_a_width_mismatch(tmp_path):
+  trunk = jax.eval_shape(VGG16(width_divisor=8).init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  rng = np.random.default_rng(0)
+  trunk = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(np.float32), trunk)
+  source = {"format": "videmo-run", "file": "runs/x/checkpoints/5", "step": 5, "dataset": "synthemo/stills"}
+  out = pretrained.save_trained_trunk(tmp_path / "trunk", trunk, pretrained.IMAGENET_CONVENTION, source)
+  loaded, report = pretrained.load_trunk_into({"trunk": jax.tree.map(np.zeros_like, trunk)}, out)
+  jax.tree.map(np.testing.assert_array_equal, loaded["trunk"], trunk)
+  assert "source: format videmo-run, file runs/x/checkpoints/5, step 5" in str(report)
+  assert pretrained.load_convention(out) == pretrained.IMAGENET_CONVENTION
+  narrower = jax.eval_shape(VGG16(width_divisor=16).init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  with pytest.raises(ValueError, match=r"width_divisor=16 .*holds a trunk of width_divisor=8"):
+    pretrained.load_trunk_into({"trunk": narrower["params"]}, out)
+  trunk["conv1_1"]["bias"][0] = np.nan
+  with pytest.raises(ValueError, match="conv1_1/bias hold NaN"):
+    pretrained.save_trained_trunk(tmp_path / "bad", trunk, pretrained.IMAGENET_CONVENTION, source)
+
+
 def test_bad_allow_pattern_is_refused(model_params, converted):
   with pytest.raises(ValueError, match=r"init.allow_missing: 'conv5_\*\[' is not a valid regular"):
     pretrained.load_trunk_into(model_params, converted("vggface-mat"), allow_missing=["conv5_*["])

@@ -49,6 +49,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from videmo.models import weight_formats
+from videmo.models.vgg import VGG16_BLOCKS
 from videmo.models.input_convention import (  # noqa: F401 -- re-exported for callers
     IMAGENET_CONVENTION, VGGFACE_CONVENTION, InputConvention)
 from videmo.models.weight_formats import FC_NAMES, SourceWeights, WeightFileError
@@ -387,6 +388,13 @@ def load_trunk_into(params: Mapping[str, Any],
       n for n in set(model) & set(file) if tuple(model[n].shape) != tuple(file[n].shape))
   if misshaped and "conv1_1/kernel" in misshaped:
     m, f = tuple(model["conv1_1/kernel"].shape), tuple(file["conv1_1/kernel"].shape)
+    full = VGG16_BLOCKS[0][0]  # conv1_1's channels at full width
+    if len(m) == 4 and m[:3] == f[:3] and f[3] < full and full % m[3] == 0 and full % f[3] == 0:
+      raise ValueError(
+          f"params[{trunk_key!r}] is a VGG16 of width_divisor={full // m[3]} (conv1_1/kernel is "
+          f"{_shape(m)}), but {where} holds a trunk of width_divisor={full // f[3]} ({_shape(f)}, "
+          f"e.g. exported by a narrower or wider videmo run); build the model with "
+          f"trunk_width_divisor={full // f[3]} or drop init.weights")
     if len(m) == 4 and m[:3] == f[:3] and m[3] < f[3] and f[3] % m[3] == 0:
       raise ValueError(
           f"params[{trunk_key!r}] is a narrow VGG16 (width_divisor={f[3] // m[3]}: conv1_1/kernel "

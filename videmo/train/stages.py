@@ -8,9 +8,10 @@ The paper fine-tunes a trunk pre-trained on face images (VGG-Face). Where no suc
 
 `videmo train --config=... --workdir=W` then
 
-  1. runs config.pretrain in W/pretrain (with config.data_dir unless it sets its own) (resuming it if it was killed) unless W/pretrain/trunk
-     is already complete, and writes its trained trunk to W/pretrain/trunk in the format of
-     `videmo convert-weights` (params.npz + metadata.json with the input convention);
+  1. unless W/pretrain/trunk is already complete, runs config.pretrain in W/pretrain (resuming
+     it if it was killed; with config.data_dir unless it sets its own data_dir) and writes its
+     trained trunk to W/pretrain/trunk in the format of `videmo convert-weights`
+     (params.npz + metadata.json with the input convention);
   2. trains config itself in W with config.init.weights = W/pretrain/trunk, which loads the
      trunk strictly (`videmo.models.pretrained.load_trunk_into`) and takes its input convention.
 
