@@ -138,6 +138,9 @@ def test_max_batch_search_doubles_then_bisects():
   assert tried[:6] == [2, 4, 8, 16, 32, 64]
   assert max_batch.search(lambda b: b <= 37, start=8, unit=8, cap=1000)[0] == 32
   assert max_batch.search(lambda b: True, start=2, unit=2, cap=12)[0] == 12
+  # A cap that is not a multiple of the unit ends at the largest multiple below it, each batch tried once.
+  best, tried = max_batch.search(lambda b: True, start=8, unit=8, cap=20)
+  assert best == 16 and [b for b, _ in tried] == [8, 16]
   assert max_batch.search(lambda b: False, start=4, unit=4, cap=64)[0] == 0
   assert max_batch.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
   assert not max_batch.is_out_of_memory(ValueError("shapes do not match"))

@@ -35,6 +35,7 @@ def available_memory() -> int | None:
 
 def search(fits: Callable[[int], bool], start: int, unit: int, cap: int) -> tuple[int, list[tuple[int, bool]]]:
   """(largest batch that fits or 0, [(batch, fitted)] in the order tried); see the module doc."""
+  cap = cap // unit * unit if unit >= 1 else cap  # only multiples of unit are ever tried
   if unit < 1 or start < unit or start % unit or cap < start:
     raise ValueError(f"need 1 <= unit <= start <= cap and start a multiple of unit; got start={start}, "
                      f"unit={unit}, cap={cap}")

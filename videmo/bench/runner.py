@@ -169,7 +169,8 @@ def find_max_batch(config: ml_collections.ConfigDict, start: int, cap: int | Non
   device = jax.devices()[0]
   cap = cap or max_batch.default_cap(device.platform)
   unit = jax.device_count() if not config.num_devices else config.num_devices
-  start = max(unit, start // unit * unit)
+  cap = max(unit, cap // unit * unit)
+  start = min(max(unit, start // unit * unit), cap)
   budget = max_batch.cpu_budget() if device.platform == "cpu" else None
 
   def fits(batch: int) -> bool:
