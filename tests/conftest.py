@@ -1,9 +1,55 @@
-"""Test-wide setup: 8 simulated CPU devices, so multi-device code runs on one machine.
+"""Test-wide setup, fixtures and markers.
 
-The flag must be set before JAX initialises its backend, hence here, before any test imports jax.
+* 8 simulated CPU devices, so multi-device code runs on one machine. The flag must be in
+  XLA_FLAGS before JAX initialises its backend, hence here, before any test imports jax; it is
+  added to flags the caller already set.
+* One persistent XLA compilation cache per test run, shared by the pytest-xdist workers and the
+  subprocesses tests start (they inherit the environment): the same tiny step is compiled once,
+  not once per test. It lives in a temporary folder removed when the run ends.
+* `synthemo_tiny`: the synthemo/tiny dataset, built once per session (per xdist worker).
+* The `slow` marker (pyproject.toml): `python -m pytest -m "not slow"` skips the end-to-end runs;
+  slow tests are handed out first.
 """
 
 import os
+import shutil
+import tempfile
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+_DEVICES = "--xla_force_host_platform_device_count=8"
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_DEVICES}".strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+_CACHE_VARIABLE = "VIDEMO_TEST_COMPILATION_CACHE"
+if _CACHE_VARIABLE not in os.environ:  # the first process of the run (the xdist controller)
+  os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="videmo-test-xla-cache-")
+  _OWNS_CACHE = True
+else:
+  _OWNS_CACHE = False
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.environ[_CACHE_VARIABLE])
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(items):
+  """Modules with slow tests first, each module's tests kept together (module fixtures are set
+  up once): pytest-xdist hands tests out in this order, so the long end-to-end runs start early
+  and the many short tests fill the workers' last minutes."""
+  slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+  items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
+def pytest_unconfigure(config):
+  if _OWNS_CACHE and not hasattr(config, "workerinput"):
+    shutil.rmtree(os.environ[_CACHE_VARIABLE], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def synthemo_tiny(tmp_path_factory):
+  """Data directory holding synthemo/tiny (28 / 14 clips of 4-10 frames at 32x32)."""
+  from videmo.data.prepare import load_builder
+
+  directory = tmp_path_factory.mktemp("tfds")
+  load_builder("synthemo/tiny", directory, workers=1).download_and_prepare(file_format="array_record")
+  return directory

@@ -5,7 +5,6 @@ The PyTorch test skips when PyTorch is not installed (it is the optional `bench`
 
 import json
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,17 +16,14 @@ from videmo.models import video
 from videmo.models.vgg import VGG16
 from videmo.train.base_config import get_config
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["--config.model.trunk_width_divisor=16", "--config.model.attention_hidden=8",
-        "--config.num_devices=1", "--size", "32", "--frames", "4", "--batch-size", "2"]
+import tiny
+from tiny import REPO
+
+SIZES = ["--size", "32", "--frames", "4", "--batch-size", "2"]
 
 
-def tiny_config():
-  config = get_config("cpu")
-  config.dataset = "synthemo/tiny"
-  config.model.trunk_width_divisor = 16
-  config.model.attention_hidden = 8
-  config.num_devices = 1
+def tiny_config(data_dir):
+  config = tiny.shrink(get_config("cpu"), data_dir)
   config.optim.clip_grad_norm = 0.5   # exercise clipping on both sides of the comparison
   return harness.bench_config(config, batch_size=2, num_frames=4, size=32)
 
@@ -60,11 +56,11 @@ def test_analytic_flops_agree_with_xla_cost_analysis():
   assert in_bounds <= xla <= in_bounds + 3 * outputs
 
 
-def test_bench_command_prints_the_table(tmp_path, capsys):
+@pytest.mark.slow
+def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   out = tmp_path / "bench.json"
-  code = cli.main(["--config", str(REPO / "configs" / "synthemo.py"), *TINY,
-                   "--config.dataset=synthemo/tiny", f"--config.data_dir={tmp_path / 'tfds'}",
-                   "--config.build_if_missing=True", "--repeats", "2", "--pipeline-batches", "2",
+  code = cli.main(["--config", str(REPO / "configs" / "synthemo.py"), *SIZES, *tiny.flags(synthemo_tiny),
+                   "--repeats", "2", "--pipeline-batches", "2", "--peak-tflops", "0.05",
                    "--breakdown", "--json", str(out)])
   text = capsys.readouterr().out
   assert code == 0, text
@@ -109,12 +105,10 @@ def test_bench_command_rejects_bad_options(capsys):
   assert "input.crop_size must be a positive multiple of 16" in capsys.readouterr().err
 
 
-def test_head_of_the_breakdown_computes_the_models_loss():
-  config = tiny_config()
+def test_head_of_the_breakdown_computes_the_models_loss(synthemo_tiny):
+  config = tiny_config(synthemo_tiny)
   model = video.build_model(config.model)
-  rng = np.random.default_rng(0)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 4, 32, 32, 3)), jnp.ones((1, 4), bool))
-  params = jax.tree.map(lambda s: 0.1 * rng.standard_normal(s.shape, np.float32), shapes["params"])
+  params = tiny.random_params(model)
   batch = harness.synthetic_batch(2, 4, 32, config.model.num_classes)
   batch["mask"][1, 2:] = False  # a short clip: the mask reaches the head
   images = jnp.asarray(batch["frames"], jnp.float32).reshape(8, 32, 32, 3) / 255
@@ -154,9 +148,9 @@ def test_peak_option_and_measured_matmul_rate():
   assert peaks.measure_matmul_tflops("float32", jax.devices()[:1], size=256, repeats=2) > 0
 
 
-def test_pytorch_computes_the_same_loss_and_step():
+def test_pytorch_computes_the_same_loss_and_step(synthemo_tiny):
   pytest.importorskip("torch")
-  bench = harness.build_step(tiny_config())  # step 0, no momentum yet, as PyTorch starts
+  bench = harness.build_step(tiny_config(synthemo_tiny))  # step 0, no momentum yet, as PyTorch starts
   before = jax.device_get(bench.state.params)
   batch = jax.device_get(bench.batch)
   metrics = jax.device_get(bench.run())

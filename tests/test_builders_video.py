@@ -150,6 +150,7 @@ def _count_process_clip(monkeypatch):
   return calls
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_without_redoing_clips_and_writes_identical_shards(tmp_path, monkeypatch):
   manual = _small_afew(tmp_path / "AFEW", clips=6, frames=24)
   config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual))

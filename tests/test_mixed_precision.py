@@ -17,6 +17,8 @@ from videmo.models.input_convention import IMAGENET_CONVENTION
 from videmo.train import optim, steps
 from videmo.train.base_config import get_config
 
+import tiny
+
 MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
 OPTIM = dict(groups=dict(all=dict(pattern=".", lr=0.05)), momentum=0.9, nesterov=False, weight_decay=5e-5,
              sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0, sgdr_min_ratio=0.0)
@@ -32,22 +34,13 @@ def batch(seed, b=4, f=4, size=32):
               label=rng.integers(0, 7, b).astype(np.int32), valid=np.ones(b, bool))
 
 
-def he_init(model, seed=0):
-  """The same float32 weights for any dtype: He-normal kernels, small biases (numpy: nothing to compile)."""
-  rng = np.random.default_rng(seed)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 4, 32, 32, 3)), jnp.ones((1, 4), bool))
-  return jax.tree.map(
-      lambda s: np.float32(np.sqrt(2.0 / np.prod(s.shape[:-1]))) * rng.standard_normal(s.shape, np.float32)
-      if len(s.shape) > 1 else 0.01 * rng.standard_normal(s.shape, np.float32), shapes["params"])
-
-
 @pytest.fixture(scope="module")
 def first_steps():
   """dtype -> [(new state, metrics)] of one step from the same weights, on two batches."""
   out = {}
   for dtype in ("float32", "bfloat16"):
     model = video.build_model(dict(MODEL, dtype=dtype))
-    params = he_init(model)
+    params = tiny.random_params(model)  # the same float32 weights for both dtypes
     tx, _, _ = optim.make_optimizer(params, OPTIM, total_steps=10, steps_per_epoch=5)
     state = steps.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
     step = jax.jit(steps.make_train_step(model, tx, normalise, 1.0))
@@ -95,16 +88,18 @@ def test_bfloat16_model_computes_matrices_in_bfloat16_and_the_rest_in_float32():
   assert all(out[k].dtype == jnp.float32 for k in ("log_probs", "frame_importance", "frame_scores", "penalty"))
 
 
-@pytest.mark.parametrize("which", [0, 1])
-def test_bfloat16_loss_agrees_with_float32(first_steps, which):
-  (_, metrics32), (state16, metrics16) = first_steps["float32"][which], first_steps["bfloat16"][which]
-  loss32, loss16 = float(metrics32["loss"]), float(metrics16["loss"])
-  # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2% per value). The pooled,
-  # float32 loss lands within 1% of the float32 model's (measured: 0.23% and 0.008% on these
-  # two batches), the gradient's norm, summed through 13 bfloat16 layers, within 5% (measured 1.6%).
-  assert abs(loss16 - loss32) < 1e-2 * abs(loss32)
-  assert abs(float(metrics16["grad_norm"]) - float(metrics32["grad_norm"])) < 5e-2 * float(metrics32["grad_norm"])
-  assert loss16 != loss32, "the bfloat16 model gave the float32 loss bit for bit: is it computing in bfloat16?"
-  floating = [leaf for leaf in jax.tree.leaves((state16.params, state16.opt_state))
-              if jnp.issubdtype(leaf.dtype, jnp.floating)]
-  assert {leaf.dtype for leaf in floating} == {jnp.dtype("float32")}  # master weights and momentum
+@pytest.mark.slow
+def test_bfloat16_loss_agrees_with_float32(first_steps):
+  for which in (0, 1):
+    (_, metrics32), (state16, metrics16) = first_steps["float32"][which], first_steps["bfloat16"][which]
+    loss32, loss16 = float(metrics32["loss"]), float(metrics16["loss"])
+    # bfloat16 keeps 8 significant bits (relative rounding 2^-9 = 0.2% per value). The pooled,
+    # float32 loss lands within 1% of the float32 model's, the gradient's norm, summed through 13
+    # bfloat16 layers, within 5% (measured on these two batches, on an AVX-512 CPU and with XLA held
+    # to AVX2: loss 0.14% and 0.15%, gradient norm 0.03% and 0.31%).
+    assert abs(loss16 - loss32) < 1e-2 * abs(loss32), (which, loss16, loss32)
+    assert abs(float(metrics16["grad_norm"]) - float(metrics32["grad_norm"])) < 5e-2 * float(metrics32["grad_norm"])
+    assert loss16 != loss32, "the bfloat16 model gave the float32 loss bit for bit: is it computing in bfloat16?"
+    floating = [leaf for leaf in jax.tree.leaves((state16.params, state16.opt_state))
+                if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    assert {leaf.dtype for leaf in floating} == {jnp.dtype("float32")}  # master weights and momentum

@@ -6,7 +6,6 @@ Videos: the astronaut photograph moving about (a real face, found by dlib), a fa
 photograph, a file that is not a video, and a rendered SynthEmo clip.
 """
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -29,43 +28,18 @@ from videmo.predict.faces_input import FaceFrames
 from videmo.predict.record import check_record
 from videmo.train import loop
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_FLAGS = ["--config.dataset=synthemo/tiny", "--config.model.trunk_width_divisor=16",
-              "--config.model.attention_hidden=8", "--config.input.crop_size=32", "--config.input.num_frames=4",
-              "--config.input.eval_num_frames=0", "--config.input.eval_buckets=(16,)", "--config.batch_size=4",
-              "--config.eval_batch_size=4", "--config.num_devices=1", "--config.progress_bar=False"]
+import tiny
+from tiny import REPO
 
-
-def synthemo_config(data_dir):
-  """configs/synthemo.py shrunk to synthemo/tiny (the same values as TINY_FLAGS), one step."""
-  spec = importlib.util.spec_from_file_location("synthemo_config", REPO / "configs" / "synthemo.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.dataset, config.data_dir, config.build_if_missing = "synthemo/tiny", str(data_dir), False
-  config.model.trunk_width_divisor, config.model.attention_hidden = 16, 8
-  config.input.crop_size, config.input.num_frames, config.input.workers = 32, 4, 0
-  config.input.eval_num_frames, config.input.eval_buckets = 0, (16,)
-  config.batch_size = config.eval_batch_size = 4
-  config.num_train_steps, config.eval_every_epochs, config.log_every_steps = 1, 0.0, 1
-  config.num_devices, config.progress_bar = 1, False
-  config.pretrain = None  # the run starts from a random trunk (two-stage runs: test_training.py)
-  return config
+# The tests share one trained work directory (module fixtures): keep them on one xdist worker.
+pytestmark = [pytest.mark.xdist_group("predict"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  from videmo.data.prepare import load_builder
-
-  directory = tmp_path_factory.mktemp("tfds")
-  load_builder("synthemo/tiny", directory, workers=1).download_and_prepare(file_format="array_record")
-  return directory
-
-
-@pytest.fixture(scope="module")
-def workdir(data_dir, tmp_path_factory):
+def workdir(synthemo_tiny, tmp_path_factory):
+  """configs/synthemo.py shrunk to synthemo/tiny and trained for one step from a random trunk."""
   directory = tmp_path_factory.mktemp("run")
-  loop.train_and_evaluate(synthemo_config(data_dir), directory)
+  loop.train_and_evaluate(tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=1), directory)
   return directory
 
 
@@ -206,13 +180,9 @@ def faces_frames(crops):
 
 
 def random_predictor(class_names, **model_fields):
-  """A Predictor for a tiny randomly initialised model over 32x32 faces (weights drawn with
-  numpy from the parameter shapes: no init to compile)."""
+  """A Predictor for a tiny randomly initialised model over 32x32 faces (tiny.random_params: no init to compile)."""
   model = video.build_model(dict(trunk_width_divisor=16, attention_hidden=8, lstm_hidden=8, **model_fields))
-  frames = jax.ShapeDtypeStruct((1, 1, 32, 32, 3), jnp.float32)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), frames)["params"]
-  rng = np.random.default_rng(0)
-  params = jax.tree.map(lambda s: (0.1 * rng.standard_normal(s.shape)).astype(s.dtype), shapes)
+  params = tiny.random_params(model, num_frames=1)
   options = clip_processing.ClipOptions(face=faces.FaceOptions(face_size=32))
   return Predictor.from_parts(model, params, IMAGENET_CONVENTION, class_names, options, 32, batch_frames=4)
 
@@ -249,10 +219,10 @@ def test_split_report_order_puts_mistakes_first():
   assert split_report.report_order(evaluation) == [3, 1, 2, 0, 4]
 
 
-def test_eval_command_writes_the_split_report(workdir, data_dir, predictor, tmp_path, capsys):
+def test_eval_command_writes_the_split_report(workdir, synthemo_tiny, predictor, tmp_path, capsys):
   out = tmp_path / "eval_report"
   argv = ["eval", f"--config={REPO / 'configs' / 'synthemo.py'}", f"--checkpoint={workdir}",
-          f"--config.data_dir={data_dir}", f"--report={out}", "--report_clips=5", *TINY_FLAGS]
+          f"--report={out}", "--report_clips=5", *tiny.flags(synthemo_tiny)]
   assert main(argv) == 0
   assert "agree with the evaluation on 5 of 5 clips" in capsys.readouterr().out
   records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -266,7 +236,7 @@ def test_eval_command_writes_the_split_report(workdir, data_dir, predictor, tmp_
   page = (out / "index.html").read_text()
   assert len(re.findall(r'<img src="figures/[^"]+\.png"', page)) == 5
   # The work directory's own predictor sees the same crops and gives the same answer.
-  source = pipeline.open_split("synthemo/tiny", "validation", data_dir)
+  source = pipeline.open_split("synthemo/tiny", "validation", synthemo_tiny)
   clip_ids = [source[i]["clip_id"].decode() for i in range(len(source))]
   first = records[0]
   frames = faces_input.faces_from_record(source[clip_ids.index(first["video"])], 32, None)

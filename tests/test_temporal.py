@@ -120,20 +120,21 @@ def test_average_and_max_pooling_against_numpy():
 
 
 def make_lstm(features, mask):
+  """(module, params, jitted apply) of a small LSTM pooling."""
   module = temporal.LSTMPooling(num_classes=7, hidden=8)
-  params = module.init(jax.random.key(0), features, mask)
-  return module, params
+  params = jax.jit(module.init)(jax.random.key(0), features, mask)
+  return module, params, jax.jit(module.apply)
 
 
 def test_lstm_masked_frames_change_nothing_and_get_zero_importance():
   rng = np.random.default_rng(7)
   features = rng.normal(size=(3, 6, 5)).astype(np.float32)
   _, mask = random_scores()
-  module, params = make_lstm(features, mask)
-  out = module.apply(params, features, mask)
+  _, params, apply = make_lstm(features, mask)
+  out = apply(params, features, mask)
   changed = features.copy()
   changed[~mask] = rng.normal(size=changed[~mask].shape) * 10
-  out2 = module.apply(params, changed, mask)
+  out2 = apply(params, changed, mask)
   for key in out:
     np.testing.assert_array_equal(out[key], out2[key], err_msg=key)
   importance = np.asarray(out["frame_importance"])
@@ -147,9 +148,9 @@ def test_lstm_on_a_padded_clip_equals_the_lstm_on_the_clip_alone():
   rng = np.random.default_rng(8)
   features = rng.normal(size=(1, 6, 5)).astype(np.float32)
   mask = np.array([[True] * 4 + [False] * 2])
-  module, params = make_lstm(features, mask)
-  padded = module.apply(params, features, mask)
-  alone = module.apply(params, features[:, :4], mask[:, :4])
+  _, params, apply = make_lstm(features, mask)
+  padded = apply(params, features, mask)
+  alone = apply(params, features[:, :4], mask[:, :4])
   np.testing.assert_allclose(padded["log_probs"], alone["log_probs"], atol=1e-6)
   np.testing.assert_allclose(padded["frame_importance"][:, :4], alone["frame_importance"], atol=1e-6)
 

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from videmo.models.precision import at_least_float32
+
 
 def attention_penalty(attention: jnp.ndarray) -> jnp.ndarray:
   """Diversity penalty ‖A·Aᵀ − I‖²_F of attention maps A [..., N, L] -> [...] (one per item).
@@ -29,7 +31,7 @@ def attention_penalty(attention: jnp.ndarray) -> jnp.ndarray:
   """
   if attention.ndim < 2:
     raise ValueError(f"attention must be [..., N, L], got shape {attention.shape}")
-  attention = attention.astype(jnp.float32)
+  attention = at_least_float32(attention)
   gram = jnp.einsum("...nl,...ml->...nm", attention, attention)
   eye = jnp.eye(attention.shape[-2], dtype=gram.dtype)
   return jnp.sum(jnp.square(gram - eye), axis=(-2, -1))
@@ -58,7 +60,7 @@ class MultiHeadAttention(nn.Module):
     *batch, num_positions, dim = local.shape
     hidden = jnp.tanh(nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name="W1")(local))
     logits = nn.Dense(self.num_heads, use_bias=False, dtype=self.dtype, name="W2")(hidden)  # [..., L, N]
-    attention = jax.nn.softmax(jnp.swapaxes(logits, -1, -2).astype(jnp.float32), axis=-1)  # [..., N, L]
+    attention = jax.nn.softmax(at_least_float32(jnp.swapaxes(logits, -1, -2)), axis=-1)  # [..., N, L]
     pooled = jnp.einsum("...nl,...ld->...nd", attention.astype(local.dtype), local)  # [..., N, D]
     chex.assert_shape(attention, (*batch, self.num_heads, num_positions))
     return pooled.reshape(*batch, self.num_heads * dim), attention
@@ -83,8 +85,8 @@ class AttentionClusters(nn.Module):
       raise ValueError(f"num_heads must be >= 1, got {self.num_heads}")
     *batch, _, dim = local.shape
     logits = nn.Dense(self.num_heads, dtype=self.dtype, name="units")(local)  # w_k·Rᵀ + b_k: [..., L, N]
-    attention = jax.nn.softmax(jnp.swapaxes(logits, -1, -2).astype(jnp.float32), axis=-1)  # [..., N, L]
-    pooled = jnp.einsum("...nl,...ld->...nd", attention, local.astype(jnp.float32))  # v_k: [..., N, D]
+    attention = jax.nn.softmax(at_least_float32(jnp.swapaxes(logits, -1, -2)), axis=-1)  # [..., N, L]
+    pooled = jnp.einsum("...nl,...ld->...nd", attention, at_least_float32(local))  # v_k: [..., N, D]
     alpha = self.param("alpha", nn.initializers.ones, (self.num_heads, 1))
     beta = self.param("beta", nn.initializers.zeros, (self.num_heads, 1))
     shifted = alpha * pooled + beta

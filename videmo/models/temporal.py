@@ -26,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from videmo.models.precision import at_least_float32
+
 POOLINGS: tuple[str, ...] = ("softmax", "average", "max", "lstm")
 
 
@@ -49,7 +51,7 @@ def pooled_class_scores(scores: jnp.ndarray, mask: jnp.ndarray, temperature: flo
   mask = check_mask(scores, mask)
   if temperature <= 0:
     raise ValueError(f"temperature must be > 0, got {temperature}")
-  z = _masked(scores.astype(jnp.float32) / temperature, mask, -jnp.inf)
+  z = _masked(at_least_float32(scores) / temperature, mask, -jnp.inf)
   return temperature * jax.nn.logsumexp(z, axis=1)
 
 
@@ -68,7 +70,7 @@ def softmax_pooling(scores: jnp.ndarray, mask: jnp.ndarray,
   mask = check_mask(scores, mask)
   if temperature <= 0:
     raise ValueError(f"temperature must be > 0, got {temperature}")
-  z = _masked(scores.astype(jnp.float32) / temperature, mask, -jnp.inf)
+  z = _masked(at_least_float32(scores) / temperature, mask, -jnp.inf)
   b, f, e = z.shape
   log_joint = z - jax.nn.logsumexp(z.reshape(b, f * e), axis=-1)[:, None, None]  # log p(c, f|S)
   log_p_class = jax.nn.logsumexp(log_joint, axis=1)
@@ -86,14 +88,14 @@ def average_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray
   """Average pooling of frame scores before the softmax: [B, F, E], [B, F] -> ([B, E], [B, F])."""
   mask = check_mask(scores, mask)
   weights = _uniform_importance(mask)
-  mean = jnp.einsum("bf,bfe->be", weights, _masked(scores.astype(jnp.float32), mask, 0.0))
+  mean = jnp.einsum("bf,bfe->be", weights, _masked(at_least_float32(scores), mask, 0.0))
   return jax.nn.log_softmax(mean, axis=-1), weights
 
 
 def max_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Max pooling of frame scores per class: [B, F, E], [B, F] -> ([B, E], [B, F])."""
   mask = check_mask(scores, mask)
-  z = _masked(scores.astype(jnp.float32), mask, -jnp.inf)
+  z = _masked(at_least_float32(scores), mask, -jnp.inf)
   log_p_class = jax.nn.log_softmax(jnp.max(z, axis=1), axis=-1)
   argmax = jax.nn.one_hot(jnp.argmax(z, axis=1), z.shape[1], axis=1)  # [B, F, E]
   p_frame = jnp.einsum("bfe,be->bf", argmax, jnp.exp(jax.lax.stop_gradient(log_p_class)))
@@ -146,7 +148,7 @@ class LSTMPooling(nn.Module):
                    in_axes=1, out_axes=1)
     _, hidden = scan(cell, carry, (features, mask))  # [B, F, H]
     frame_scores = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(hidden)
-    frame_scores = _masked(frame_scores.astype(jnp.float32), mask, 0.0)
+    frame_scores = _masked(at_least_float32(frame_scores), mask, 0.0)
     # The prediction is read from the state after the last real frame (masked frames leave
     # the state as it was, and their own scores are zeroed above).
     last_real = features.shape[1] - 1 - jnp.argmax(mask[:, ::-1], axis=1)  # [B]

@@ -31,10 +31,10 @@ import ml_collections
 
 from videmo.models import spatial as spatial_lib
 from videmo.models import temporal as temporal_lib
+from videmo.models.precision import DTYPES, at_least_float32, check_dtype
 from videmo.models.vgg import VGG16, VGG16_STRIDE
 
 SPATIALS: tuple[str, ...] = ("attention", "shift", "average")
-DTYPES: dict[str, Any] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # Every field a model config may set, with its default (the paper's VGG16 + TP + SA(2)).
 MODEL_DEFAULTS: dict[str, Any] = dict(
@@ -46,7 +46,7 @@ MODEL_DEFAULTS: dict[str, Any] = dict(
     temporal="softmax",       # one of temporal.POOLINGS
     temperature=1.0,          # τ of softmax pooling
     lstm_hidden=512,          # LSTM state size (temporal='lstm')
-    dtype="float32",          # computation dtype; parameters stay float32
+    dtype="float32",          # computation dtype (precision.DTYPES); parameters stay float32
     remat=False,              # recompute the trunk in the backward pass (saves memory)
     dropout_rate=0.0,         # dropout on the frame features V in training (the paper uses none)
 )
@@ -106,7 +106,8 @@ class VideoEmotionNet(nn.Module):
           self.num_classes, self.lstm_hidden, dtype=self.dtype, name="temporal")(features, mask))
       return outputs
 
-    scores = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(features).astype(jnp.float32)
+    scores = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(features)
+    scores = at_least_float32(scores)
     scores = jnp.where(mask[..., None], scores, 0.0)
     log_probs, importance = temporal_lib.pool_frame_scores(self.temporal, scores, mask, self.temperature)
     chex.assert_shape(log_probs, (b, self.num_classes))
@@ -142,7 +143,7 @@ def check_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
   allowed("spatial", SPATIALS)
   allowed("temporal", temporal_lib.POOLINGS)
-  allowed("dtype", tuple(DTYPES))
+  check_dtype(fields["dtype"])
   allowed("trunk_width_divisor", (1, 2, 4, 8, 16, 32, 64))
   for name, low in (("num_classes", 2), ("num_heads", 1), ("attention_hidden", 1), ("lstm_hidden", 1)):
     at_least(name, low)

@@ -19,6 +19,7 @@ from the config and the dataset, never inside a config.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -97,13 +98,18 @@ def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_e
                total_steps: int) -> tuple[steps.TrainState, Any, Any, Any]:
   """(replicated TrainState, optimizer, group labels, unit LR schedule)."""
   dummy = jnp.zeros((1, num_frames, crop_size, crop_size, 3), jnp.float32)
-  params = jax.jit(model.init)(jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"]
+  load = None
   if config.init.weights:
     from videmo.models import pretrained
 
-    params, report = pretrained.load_trunk_into(
-        params, config.init.weights, allow_missing=tuple(config.init.allow_missing),
-        allow_unexpected=tuple(config.init.allow_unexpected))
+    load = functools.partial(pretrained.load_trunk_into, converted_dir=config.init.weights,
+                             allow_missing=tuple(config.init.allow_missing),
+                             allow_unexpected=tuple(config.init.allow_unexpected))
+    # Names and shapes are checked against the parameter shapes before init is compiled (seconds).
+    load(jax.eval_shape(model.init, jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"])
+  params = _compiled_init(model, dummy)(jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"]
+  if load is not None:
+    params, report = load(params)
     log.info("pre-trained trunk: %s", report)
     print(f"loaded pre-trained trunk from {config.init.weights}:\n{report}")
   optimizer, labels, schedule = optim.make_optimizer(params, config.optim, total_steps, steps_per_epoch)
@@ -111,6 +117,22 @@ def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_e
     log.info("param group %s", line)
   state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
   return parallel.replicate(state, mesh), optimizer, labels, schedule
+
+
+# XLA:CPU spends seconds in LLVM on the random initialisers' unrolled loops at its default
+# optimisation level; at level 1 it compiles them 3-5x faster and (checked on VGG16 and the
+# narrow trunks with every head) gives the same values bit for bit. The init runs once.
+_CPU_INIT_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def _compiled_init(model, frames):
+  """model.init(rng, frames [1, F, S, S, 3], mask [1, F]), jit-compiled (quickly, on CPU)."""
+  init = jax.jit(model.init)
+  if jax.default_backend() != "cpu":
+    return init
+  mask = jnp.ones(frames.shape[:2], bool)
+  compiled = init.lower(jax.random.key(0), frames, mask).compile(compiler_options=_CPU_INIT_OPTIONS)
+  return lambda rng, frames, mask: compiled(rng, frames, mask)
 
 
 def evaluate(eval_step, params, source, clips, config, mesh, num_classes: int) -> dict:
