@@ -5,7 +5,11 @@ Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --for
     videmo train --config=configs/table1_sa4_reg01.py:gpu --workdir=runs/table1_sa4_reg01 \
         --config.init.weights=~/weights/vgg_face
 
-Expected: AFEW validation accuracy (WAR) about 48.3%, as the paper reports.
+The paper reports 48.3% AFEW validation accuracy for TP + SA with 4 heads and penalty 0.1; videmo
+has not measured it yet. AFEW is licensed: the user prepares it
+(`videmo prepare --dataset afew --manual_dir ...`) and converts the VGG-Face weights
+(`videmo convert-weights`). Compare a run's validation WAR with 48.3% knowing that the paper gives
+no batch size, momentum or restart period: videmo/train/base_config.py chooses them.
 """
 
 from videmo.train import base_config

@@ -1,11 +1,18 @@
 """Table 1 row 2: VGG16 + TP + SHIFT: attention clusters with shifting (Long et al. 2018), 2 units, no penalty.
 
+SHIFT takes SA's place: its 2 units attend over the 14x14 conv5_3 positions of each frame, and
+their shifted, normalised outputs are concatenated into the frame vector that is classified.
+
 Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table1_shift.py:gpu --workdir=runs/table1_shift \
         --config.init.weights=~/weights/vgg_face
 
-Expected: AFEW validation accuracy (WAR) about 45.0%, as the paper reports.
+The paper reports 45.0% AFEW validation accuracy for its reimplementation of SHIFT with 2 units on
+top of TP; videmo has not measured it yet. AFEW is licensed: the user prepares it
+(`videmo prepare --dataset afew --manual_dir ...`) and converts the VGG-Face weights
+(`videmo convert-weights`). Compare a run's validation WAR with 45.0% knowing that the paper gives
+no batch size, momentum or restart period: videmo/train/base_config.py chooses them.
 """
 
 from videmo.train import base_config

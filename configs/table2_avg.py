@@ -1,11 +1,20 @@
-"""Table 2 row 2: VGG16 + AVG: frame scores averaged before the softmax, no spatial attention.
+"""Table 2 row 2: VGG16 + AVG: the paper's eq. 7 loss, each frame classified on its own; no spatial attention.
+
+Training classifies every real frame on its own with its clip's label (cross-entropy averaged over
+all real frames of the batch); the prediction averages the frame scores before the softmax, which
+the paper calls equivalent. The same prediction trained with the clip's cross-entropy of the
+softmax of the mean frame score is `model.temporal = "mean_score"`, which is not the paper's.
 
 Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table2_avg.py:gpu --workdir=runs/table2_avg \
         --config.init.weights=~/weights/vgg_face
 
-Expected: AFEW validation accuracy (WAR) about 46.0%, as the paper reports.
+The paper reports 46.0% AFEW validation accuracy for VGG16 + AVG; videmo has not measured it yet.
+AFEW is licensed: the user prepares it (`videmo prepare --dataset afew --manual_dir ...`) and
+converts the VGG-Face weights (`videmo convert-weights`). Compare a run's validation WAR with
+46.0% knowing that the paper gives no batch size, momentum or restart period:
+videmo/train/base_config.py chooses them.
 """
 
 from videmo.train import base_config

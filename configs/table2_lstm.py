@@ -1,11 +1,20 @@
-"""Table 2 row 1: VGG16 + LSTM (Fan et al. 2016): an LSTM over the frame features, no spatial attention.
+"""Table 2 row 1: VGG16 + LSTM (Fan et al. 2016): an LSTM over spatially averaged conv5_3 features.
+
+No spatial attention: each frame's 14x14 conv5_3 descriptors are averaged into one 512-d vector,
+a 512-unit LSTM runs over these vectors in frame order, and the clip is classified from its state
+after the last real frame. This is videmo's version of the baseline; the paper gives no detail
+of the LSTM it reports.
 
 Run (after `videmo prepare --dataset afew ...` and `videmo convert-weights --format vggface-pth ...`):
 
     videmo train --config=configs/table2_lstm.py:gpu --workdir=runs/table2_lstm \
         --config.init.weights=~/weights/vgg_face
 
-Expected: AFEW validation accuracy (WAR) about 46.2%, as the paper reports.
+The paper reports 46.2% AFEW validation accuracy for VGG16 + LSTM, citing Fan et al. [9]; videmo
+has not measured it yet. AFEW is licensed: the user prepares it
+(`videmo prepare --dataset afew --manual_dir ...`) and converts the VGG-Face weights
+(`videmo convert-weights`). Compare a run's validation WAR with 46.2% knowing that the paper gives
+no batch size, momentum or restart period: videmo/train/base_config.py chooses them.
 """
 
 from videmo.train import base_config

@@ -127,7 +127,7 @@ def test_parameters_are_grouped_under_trunk_spatial_classifier():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("temporal", "mean", r"model.temporal must be one of \('softmax', 'average', 'max', 'lstm'\)"),
+    ("temporal", "mean", r"model.temporal must be one of \('softmax', 'average', 'mean_score', 'max', 'lstm'\)"),
     ("spatial", "cbam", r"model.spatial must be one of \('attention', 'shift', 'average'\)"),
     ("num_heads", 0, r"model.num_heads must be an integer >= 1"),
     ("temperature", -1.0, r"model.temperature must be > 0"),

@@ -30,6 +30,7 @@ import optax
 from videmo.bench import timing
 from videmo.bench.harness import StepBench
 from videmo.models.vgg import VGG16
+from videmo.train import losses
 
 
 def _trunk(model: Any) -> nn.Module:
@@ -50,8 +51,8 @@ def _head_loss(model: Any, penalty_coef: float):
     frames = jnp.zeros((b, f, *batch["frames"].shape[2:]), jnp.float32)  # shape only: the trunk is replaced
     with nn.intercept_methods(replace_trunk):
       out = model.apply({"params": params}, frames, batch["mask"])
-    nll = -jnp.take_along_axis(out["log_probs"], batch["label"][:, None], axis=1)[:, 0]
-    return jnp.mean(nll) + penalty_coef * out["penalty"]
+    return (losses.classification_loss(out, batch["label"], batch["mask"], batch["valid"], model.temporal)
+            + penalty_coef * out["penalty"])
 
   return loss
 

@@ -64,7 +64,8 @@ def describe_model(model: Any) -> str:
   trunk = "VGG16" if model.trunk_width_divisor == 1 else f"VGG16 width/{model.trunk_width_divisor}"
   spatial = {"attention": f"SA({model.num_heads}, U={model.attention_hidden})",
              "shift": f"SHIFT({model.num_heads})", "average": "no attention"}[model.spatial]
-  temporal = {"softmax": "TP", "average": "AVG", "max": "MAX", "lstm": "LSTM"}[model.temporal]
+  temporal = {"softmax": "TP", "average": "AVG", "mean_score": "mean-score", "max": "MAX",
+              "lstm": "LSTM"}[model.temporal]
   return f"{trunk} + {spatial} + {temporal}, {model.num_classes} classes"
 
 

@@ -12,7 +12,9 @@ resumed run sees exactly the batches the uninterrupted run would have seen.
 
 Evaluation: every frame of each clip (or `num_frames` evenly spaced ones), centre crop,
 batches padded to the next length bucket with a frame mask, the last batch filled with
-`valid = False` clips. Clips with no face frame are marked `has_face = False`.
+`valid = False` clips. Every listed clip of the split is an `EvalClip`; those without a face
+frame (and those preparation could not write, from the dataset's clip list) have
+`has_face = False` and no batch: the no-face policy scores them (train/metrics.py).
 
 Batch arrays (B clips, F frames, C = crop_size):
   frames [B, F, C, C, 3] uint8, mask [B, F] bool, label [B] int32, valid [B] bool,
@@ -148,27 +150,52 @@ def _absl_flags_for_grain() -> None:
 
 
 def bucket_length(length: int, buckets: Sequence[int]) -> int:
-  """The smallest bucket >= length (the largest bucket if none is)."""
+  """The smallest bucket >= length; beyond the largest bucket, the next multiple of it (so
+  that a long clip keeps every frame, and lengths still fall into few compiled shapes)."""
   for bucket in sorted(buckets):
     if length <= bucket:
       return bucket
-  return max(buckets)
+  largest = max(buckets)
+  return -(-length // largest) * largest
 
 
 @dataclass(frozen=True)
 class EvalClip:
+  """One listed clip of an evaluation split.
+
+  index: its position in the split's evaluation arrays: the record index for a written clip,
+    len(source) + k for the k-th clip that preparation could not write (no record).
+  num_faces: frames with a face (0 for a clip that was not written).
+  source, reason: for a clip that was not written, the file and why (clip_list.MissingClip).
+  """
+
   index: int
   label: int
   num_faces: int
+  source: str = ""
+  reason: str = ""
+
+  @property
+  def has_face(self) -> bool:
+    return self.num_faces > 0
 
 
-def eval_clips(source: Any) -> list[EvalClip]:
-  """Label and face count of every clip of a split, in record order."""
+def eval_clips(source: Any, missing: Sequence[Any] = ()) -> list[EvalClip]:
+  """Every listed clip of a split: the records in order, then the `missing` clips
+  (clip_list.MissingClip: source, label, status, reason) that preparation could not write."""
   clips = []
   for i in range(len(source)):
     record = source[i]
     clips.append(EvalClip(i, int(record["label"]), len(face_indices(record))))
+  for k, clip in enumerate(missing):
+    clips.append(EvalClip(len(source) + k, int(clip.label), 0, clip.source, f"{clip.status}: {clip.reason}"))
   return clips
+
+
+def split_labels(source: Any, missing: Sequence[Any] = ()) -> np.ndarray:
+  """The labels of every listed clip of a split (records, then the clips not written): [K] int64."""
+  return np.array([int(source[i]["label"]) for i in range(len(source))] + [int(c.label) for c in missing],
+                  np.int64)
 
 
 def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, crop_size: int,
@@ -176,12 +203,12 @@ def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, cro
                  process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
   """This process's share of every evaluation batch, over the clips that have a face.
 
-  Clips are grouped by length so that each batch pads to a small bucket; clips longer than
-  the largest bucket are evenly subsampled to it. `batch_size` is the global batch.
+  Clips are grouped by length so that each batch pads to a small bucket (a multiple of the
+  largest bucket beyond it: every frame is kept). `batch_size` is the global batch.
   """
   if batch_size % process_count:
     raise ValueError(f"eval batch_size {batch_size} must be a multiple of the process count {process_count}")
-  with_face = sorted((c for c in clips if c.num_faces > 0), key=lambda c: (c.num_faces, c.index))
+  with_face = sorted((c for c in clips if c.has_face), key=lambda c: (c.num_faces, c.index))
   local = batch_size // process_count
   for start in range(0, len(with_face), batch_size):
     group = with_face[start:start + batch_size]

@@ -1,15 +1,20 @@
 """Temporal pooling: per-frame class scores o [B, F, E] (or frame features) -> a clip prediction.
 
-Every pooling takes a frame mask [B, F] (bool, True = a real frame; at least one per clip)
-and returns `(log_p_class [B, E], p_frame [B, F])`: log p(c|S) and a frame importance that
-sums to 1 over the real frames and is exactly 0 on masked ones.
+Every pooling takes a frame mask [B, F] (bool, True = a real frame) and returns
+`(log_p_class [B, E], p_frame [B, F])`: log p(c|S) and a frame importance that sums to 1 over
+the real frames and is exactly 0 on masked ones. A clip with no real frame (all padding) gets
+the uniform log p(c|S) = −log E and zero importance, with finite gradients: masks select
+(`where`), they never multiply, so no NaN or inf is ever formed.
 
 * `softmax_pooling` (the paper, Eq. 5): p(c, f|S) = exp(o_fc/τ) / Σ_{f',c'} exp(o_f'c'/τ)
   over real frames; p(c|S) = Σ_f p(c, f|S), p(f|S) = Σ_c p(c, f|S). In logs,
   log p(c|S) = lse_f(o_fc/τ) − lse_{f,c}(o_fc/τ): a softmax over classes of the pooled score
   s_c = τ·lse_f(o_fc/τ), which tends to max_f o_fc as τ → 0 and to mean_f o_fc + τ·log F as
   τ → ∞ (`pooled_class_scores`); softmax pooling generalises max and average pooling.
-* `average_pooling` (VGG+AVG): log_softmax of the mean frame score; p(f) uniform.
+* `average_pooling`: log_softmax of the mean frame score; p(f) uniform. Two model poolings use
+  it: 'average' (the paper's VGG+AVG, trained frame by frame with eq. 7's loss, see
+  videmo/train/losses.py) and 'mean_score' (the same prediction trained with the clip's
+  cross-entropy: not the paper's).
 * `max_pooling`: log_softmax of the per-class max frame score; p(f) = Σ_c p(c|S)·[f = argmax_f o_fc],
   the τ → 0 limit of softmax pooling's p(f|S).
 * `LSTMPooling` (VGG16+LSTM): an LSTM over frame features, classifying from the state after
@@ -28,7 +33,7 @@ import jax.numpy as jnp
 
 from videmo.models.precision import at_least_float32
 
-POOLINGS: tuple[str, ...] = ("softmax", "average", "max", "lstm")
+POOLINGS: tuple[str, ...] = ("softmax", "average", "mean_score", "max", "lstm")
 
 
 def check_mask(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
@@ -46,12 +51,25 @@ def _masked(scores: jnp.ndarray, mask: jnp.ndarray, fill: float) -> jnp.ndarray:
   return jnp.where(mask[..., None], scores, fill)
 
 
+def _computable(mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(has_frame [B], the mask with a clip of no real frame treated as all real [B, F]): the
+  computation runs on finite numbers everywhere and the empty clips' results are then replaced."""
+  has_frame = jnp.any(mask, axis=1)
+  return has_frame, mask | ~has_frame[:, None]
+
+
+def _uniform_where_empty(log_p_class: jnp.ndarray, has_frame: jnp.ndarray) -> jnp.ndarray:
+  """log p(c|S) [B, E], the uniform −log E for clips without a real frame."""
+  return jnp.where(has_frame[:, None], log_p_class, -jnp.log(log_p_class.shape[-1]))
+
+
 def pooled_class_scores(scores: jnp.ndarray, mask: jnp.ndarray, temperature: float = 1.0) -> jnp.ndarray:
   """Softmax pooling's class scores s_c = τ·logsumexp_f(o_fc/τ) over real frames: [B, F, E] -> [B, E]."""
   mask = check_mask(scores, mask)
   if temperature <= 0:
     raise ValueError(f"temperature must be > 0, got {temperature}")
-  z = _masked(at_least_float32(scores) / temperature, mask, -jnp.inf)
+  _, computable = _computable(mask)
+  z = _masked(at_least_float32(scores) / temperature, computable, -jnp.inf)
   return temperature * jax.nn.logsumexp(z, axis=1)
 
 
@@ -70,18 +88,19 @@ def softmax_pooling(scores: jnp.ndarray, mask: jnp.ndarray,
   mask = check_mask(scores, mask)
   if temperature <= 0:
     raise ValueError(f"temperature must be > 0, got {temperature}")
-  z = _masked(at_least_float32(scores) / temperature, mask, -jnp.inf)
+  has_frame, computable = _computable(mask)
+  z = _masked(at_least_float32(scores) / temperature, computable, -jnp.inf)
   b, f, e = z.shape
   log_joint = z - jax.nn.logsumexp(z.reshape(b, f * e), axis=-1)[:, None, None]  # log p(c, f|S)
-  log_p_class = jax.nn.logsumexp(log_joint, axis=1)
+  log_p_class = _uniform_where_empty(jax.nn.logsumexp(log_joint, axis=1), has_frame)
   p_frame = jnp.where(mask, jnp.sum(jnp.exp(log_joint), axis=-1), 0.0)
   return log_p_class, p_frame
 
 
 def _uniform_importance(mask: jnp.ndarray) -> jnp.ndarray:
-  """p(f) = 1/F_real on real frames, 0 on masked ones: [B, F]."""
+  """p(f) = 1/F_real on real frames, 0 on masked ones (and everywhere in a clip without one): [B, F]."""
   mask = mask.astype(jnp.float32)
-  return mask / jnp.sum(mask, axis=1, keepdims=True)
+  return mask / jnp.maximum(jnp.sum(mask, axis=1, keepdims=True), 1.0)
 
 
 def average_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -95,24 +114,25 @@ def average_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray
 def max_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Max pooling of frame scores per class: [B, F, E], [B, F] -> ([B, E], [B, F])."""
   mask = check_mask(scores, mask)
-  z = _masked(at_least_float32(scores), mask, -jnp.inf)
-  log_p_class = jax.nn.log_softmax(jnp.max(z, axis=1), axis=-1)
+  has_frame, computable = _computable(mask)
+  z = _masked(at_least_float32(scores), computable, -jnp.inf)
+  log_p_class = _uniform_where_empty(jax.nn.log_softmax(jnp.max(z, axis=1), axis=-1), has_frame)
   argmax = jax.nn.one_hot(jnp.argmax(z, axis=1), z.shape[1], axis=1)  # [B, F, E]
   p_frame = jnp.einsum("bfe,be->bf", argmax, jnp.exp(jax.lax.stop_gradient(log_p_class)))
-  return log_p_class, p_frame
+  return log_p_class, jnp.where(mask, p_frame, 0.0)
 
 
 def pool_frame_scores(kind: str, scores: jnp.ndarray, mask: jnp.ndarray,
                       temperature: float = 1.0) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """The frame-local pooling `kind` ('softmax', 'average' or 'max') of scores [B, F, E]:
+  """The frame-local pooling `kind` ('softmax', 'average', 'mean_score' or 'max') of scores [B, F, E]:
   -> (log p(c|S) [B, E], frame importance [B, F]). The LSTM is not frame-local (LSTMPooling)."""
   if kind == "softmax":
     return softmax_pooling(scores, mask, temperature)
-  if kind == "average":
+  if kind in ("average", "mean_score"):  # the same prediction; trained differently (train/losses.py)
     return average_pooling(scores, mask)
   if kind == "max":
     return max_pooling(scores, mask)
-  raise ValueError(f"pooling of frame scores must be 'softmax', 'average' or 'max' (one of {POOLINGS} "
+  raise ValueError(f"pooling of frame scores must be 'softmax', 'average', 'mean_score' or 'max' (one of {POOLINGS} "
                    f"but the LSTM runs over features), got {kind!r}")
 
 

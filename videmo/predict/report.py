@@ -35,6 +35,7 @@ IMPORTANCE_LABELS = {
     "max": "frame importance (max pooling: p(c|S) of each class whose highest score is in the frame)",
     "lstm": "frame importance (LSTM: the rise in the chosen class's probability that the frame brings)",
 }
+UNIFORM_POOLINGS = ("average", "mean_score")  # every frame weighs 1/T
 NO_IMPORTANCE_NOTE = ("no frame importance: average pooling weighs every frame equally (1/T); "
                       "the line is p(chosen class | frame)")
 
@@ -45,7 +46,7 @@ def shown_frames(prediction: record_lib.Prediction, max_frames: int) -> np.ndarr
   from videmo.data import pipeline
 
   t = len(prediction.frame_index)
-  if prediction.pooling == "average":
+  if prediction.pooling in UNIFORM_POOLINGS:
     return pipeline.evenly_spaced(t, max_frames)
   order = np.argsort(-np.asarray(prediction.frame_importance), kind="stable")[:max_frames]
   return np.sort(order)
@@ -114,7 +115,7 @@ def _draw_faces(fig, grid, prediction, shown) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     label = f"frame {int(prediction.frame_index[position])}"
-    if prediction.pooling != "average":
+    if prediction.pooling not in UNIFORM_POOLINGS:
       label += f"\n{importance[position]:.3f} ({100 * importance[position] / peak:.0f}%)"
     ax.set_title(label, fontsize=7)
     if column == 0:

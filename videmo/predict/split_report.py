@@ -3,9 +3,9 @@
 Clips are ordered by evaluation's own outcome: misclassified clips first, then clips with
 no face (they count as wrong under the 'wrong' policy), then correct ones; by confidence
 (the largest p(c|S)) within each group, most confident first. Each clip's crops are the
-frames evaluation gives the model (its frames with a face, evenly subsampled to
-input.eval_num_frames, at most the largest eval bucket, centre crop), so the figures'
-predictions are evaluation's; the page says on how many clips they agree (all, unless the
+frames evaluation gives the model (its frames with a face, or input.eval_num_frames evenly spaced ones, centre crop), so the figures'
+predictions are evaluation's; clips that preparation could not write have no record and no
+figure (the page counts them); the page says on how many clips they agree (all, unless the
 model's numerics depend on the batch, e.g. in bfloat16).
 """
 
@@ -34,11 +34,10 @@ def report_order(evaluation: dict[str, Any]) -> list[int]:
   return sorted(range(len(labels)), key=lambda i: (int(group[i]), -float(confidence[i]), i))
 
 
-def eval_frame_count(config) -> int:
-  """How many frames evaluation gives a clip at most: input.eval_num_frames (0 = all),
-  capped at the largest eval bucket (videmo/data/pipeline.py `eval_batches`)."""
-  cap = max(config.input.eval_buckets)
-  return min(config.input.eval_num_frames or cap, cap)
+def eval_frame_count(config) -> int | None:
+  """How many frames evaluation gives a clip: input.eval_num_frames, or None for every frame
+  (videmo/data/pipeline.py `eval_batches`)."""
+  return config.input.eval_num_frames or None
 
 
 def _text(value: Any) -> str:
@@ -60,6 +59,8 @@ def write_split_report(out_dir: str | os.PathLike, predictor: predictor_lib.Pred
   folder = ReportFolder(out_dir, title, max_frames=max_frames)
   count = eval_frame_count(config)
   agree = compared = 0
+  unwritten = [position for position in order if position >= len(source)]  # no record: no figure
+  order = [position for position in order if position < len(source)]
   for position in tqdm(order, desc="report", unit=" clip", disable=not config.get("progress_bar", True)):
     record = source[position]
     frames = faces_input.faces_from_record(record, predictor.crop_size, count)
@@ -76,4 +77,6 @@ def write_split_report(out_dir: str | os.PathLike, predictor: predictor_lib.Pred
     folder.add(prediction)
   note = (f"Order: misclassified clips first, then clips without a face, then correct ones; most confident "
           f"first within each. The figures' predictions agree with the evaluation on {agree} of {compared} clips.")
+  if unwritten:
+    note += f" {len(unwritten)} listed clip(s) that preparation could not use have no figure (metrics.json lists them)."
   return folder.finish(note=note), agree, compared

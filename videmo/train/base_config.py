@@ -47,7 +47,7 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
       vertical_flip=False,           # random upside-down flip (the paper's "flipping" could mean this)
       workers=2,                     # loader processes (0 = in the training process)
       eval_num_frames=0,             # 0 = every frame of the clip; else that many evenly spaced
-      eval_buckets=(16, 32, 64, 128, 256),  # padded clip lengths in evaluation
+      eval_buckets=(16, 32, 64, 128, 256),  # padded clip lengths in evaluation (longer clips: multiples of the largest)
   ))
 
   config.pretrain = None              # a whole config run first in WORKDIR/pretrain; its trunk initialises this run
@@ -82,7 +82,9 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
   config.log_every_steps = 10
   config.checkpoint_every_steps = 200
   config.keep_checkpoints = 3
-  config.no_face_policy = "wrong"    # headline metrics: clips without a face count as wrong ('exclude' too is reported)
+  config.no_face_policy = "wrong"    # headline metrics: listed clips without a usable face count as wrong
+                                     # ('prior': the training split's most frequent class; 'exclude': left out;
+                                     # all three are reported)
   config.num_devices = 0             # 0 = all devices
   config.seed = 0
   config.progress_bar = True

@@ -11,8 +11,7 @@ import ml_collections
 from videmo import parallel
 from videmo.models.input_convention import InputConvention
 from videmo.train import checkpoint as checkpoint_lib
-from videmo.train import loop
-from videmo.train import metrics as metrics_lib
+from videmo.train import loop, scoring
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, report: str | None = None,
@@ -39,12 +38,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, repo
                                          parallel.replicated(exp.mesh))
   state, step = checkpoint_lib.restore_params(path, target)
   eval_step = loop.compile_eval_step(exp)
-  clips = loop.pipeline.eval_clips(exp.eval_source)
-  result = loop.evaluate(eval_step, state.params, exp.eval_source, clips, config, exp.mesh, exp.num_classes)
+  result = scoring.evaluate(eval_step, state.params, exp)
   name = f"eval_{config.eval_split}_{step}"
-  record = loop.write_results(workdir, step, result, exp.class_names, config, name=name)
+  record = scoring.write_results(workdir, step, result, exp, name=name)
+  print(scoring.result_line(config, step, result))
   headline = result["metrics"][config.no_face_policy]
-  print(f"{config.dataset} {config.eval_split} at step {step}: {metrics_lib.summary_line(headline)}")
   for class_name, recall in zip(exp.class_names, headline["per_class_recall"]):
     print(f"  {class_name:>10}: {100 * recall:5.1f}%")
   if report and jax.process_index() == 0:

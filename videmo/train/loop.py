@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from videmo import parallel
@@ -39,8 +38,7 @@ from videmo.data import pipeline
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
-from videmo.train import metrics as metrics_lib
-from videmo.train import optim, stages, steps, writers
+from videmo.train import optim, scoring, stages, steps, writers
 from videmo.train.config_check import check_config
 
 log = logging.getLogger("videmo.train")
@@ -135,65 +133,6 @@ def _compiled_init(model, frames):
   return lambda rng, frames, mask: compiled(rng, frames, mask)
 
 
-def evaluate(eval_step, params, source, clips, config, mesh, num_classes: int) -> dict:
-  """Metrics of one split under both no-face policies, plus per-clip outputs."""
-  predictions = np.full(len(clips), -1, np.int64)
-  probabilities = np.zeros((len(clips), num_classes), np.float32)
-  loss_sum, correct, count = 0.0, 0, 0
-  confusion = np.zeros((num_classes, num_classes), np.int64)
-  for local in pipeline.eval_batches(source, clips, batch_size=config.eval_batch_size,
-                                     crop_size=config.input.crop_size,
-                                     num_frames=config.input.eval_num_frames or None,
-                                     buckets=tuple(config.input.eval_buckets),
-                                     process_index=jax.process_index(),
-                                     process_count=jax.process_count()):
-    out = eval_step(params, parallel.global_batch(local, mesh))
-    loss_sum += float(out["loss_sum"])
-    correct += int(out["correct"])
-    count += int(out["count"])
-    confusion += np.asarray(out["confusion"])
-    index = np.asarray(multihost_utils.process_allgather(parallel.global_batch(
-        {"index": local["index"]}, mesh)["index"], tiled=True))
-    log_probs = np.asarray(multihost_utils.process_allgather(out["log_probs"], tiled=True))
-    real = index >= 0
-    predictions[index[real]] = log_probs[real].argmax(-1)
-    probabilities[index[real]] = np.exp(log_probs[real])
-  labels = np.array([c.label for c in clips])
-  has_face = np.array([c.num_faces > 0 for c in clips])
-  results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes)
-  # The device-side sums and the per-clip predictions must tell the same story.
-  assert count == int(has_face.sum()) and correct == int(np.trace(results["exclude"]["confusion"])), \
-      "evaluation sums disagree with per-clip predictions"
-  return dict(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
-              probabilities=probabilities, labels=labels, has_face=has_face)
-
-
-def _jsonable(metrics: dict, class_names: list[str]) -> dict:
-  out = {}
-  for policy, m in metrics.items():
-    out[policy] = dict(war=m["war"], uar=m["uar"], count=m["count"],
-                       per_class_recall={n: (None if np.isnan(r) else float(r))
-                                         for n, r in zip(class_names, m["per_class_recall"])},
-                       confusion=m["confusion"].tolist())
-  return out
-
-
-def write_results(workdir: Path, step: int, evaluation: dict, class_names: list[str], config,
-                  name: str = "metrics") -> dict:
-  """NAME.json and NAME_confusion.png ('confusion.png' for the final metrics) in `workdir`."""
-  record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=class_names,
-                loss=evaluation["loss"], headline_policy=config.no_face_policy,
-                **_jsonable(evaluation["metrics"], class_names))
-  if jax.process_index() == 0:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))
-    headline = evaluation["metrics"][config.no_face_policy]
-    metrics_lib.plot_confusion(headline["confusion"], class_names, workdir / ("confusion.png" if name == "metrics" else f"{name}_confusion.png"),
-                               title=f"{config.dataset} {config.eval_split}, step {step}: "
-                                     f"{metrics_lib.summary_line(headline)}")
-  return record
-
-
 @dataclasses.dataclass
 class Experiment:
   """What a config resolves to at run time: devices, data, model, derived numbers."""
@@ -206,6 +145,7 @@ class Experiment:
   model: Any
   numbers: dict[str, int]
   convention: InputConvention
+  eval: scoring.EvalSplit | None = None  # every listed clip of the eval split (None: no data, as in bench)
 
   @property
   def num_classes(self) -> int:
@@ -231,7 +171,8 @@ def make_experiment(config: ml_collections.ConfigDict, convention: InputConventi
   model = video.build_model(dict(config.model.to_dict(), num_classes=num_classes))
   numbers = derived_numbers(config, len(train_source))
   return Experiment(config, mesh, train_source, eval_source, class_names, model, numbers,
-                    convention or load_convention(config))
+                    convention or load_convention(config),
+                    scoring.eval_split(config, train_source, eval_source, class_names))
 
 
 def compile_steps(exp: Experiment, optimizer, schedule):
@@ -246,7 +187,7 @@ def compile_steps(exp: Experiment, optimizer, schedule):
 
 def compile_eval_step(exp: Experiment):
   """eval_step, jit-compiled for the experiment's mesh (parameters replicated, batch split)."""
-  return jax.jit(steps.make_eval_step(exp.model, exp.normalise, exp.num_classes),
+  return jax.jit(steps.make_eval_step(exp.model, exp.normalise),
                  in_shardings=(parallel.replicated(exp.mesh), parallel.batch_sharded(exp.mesh)))
 
 
@@ -279,8 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     print(f"resumed from {checkpoints.directory}/{start}")
 
   train_step, eval_step = compile_steps(exp, optimizer, schedule)
-  train_source, eval_source, num_classes = exp.train_source, exp.eval_source, exp.num_classes
-  eval_clips = pipeline.eval_clips(eval_source)
+  train_source = exp.train_source
   writer = writers.create_writer(workdir)
   if start == 0:
     writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
@@ -321,35 +261,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         _check_finite(*pending, checkpoints)
       checkpoints.save(done, state)
     if numbers["eval_every_steps"] and done % numbers["eval_every_steps"] == 0 and done != total:
-      result = evaluate(eval_step, state.params, eval_source, eval_clips, config, mesh, num_classes)
-      _write_eval(writer, done, result, config)
+      scoring.write_scalars(writer, done, scoring.evaluate(eval_step, state.params, exp))
   progress.close()
 
   final_step = int(state.step)
-  result = evaluate(eval_step, state.params, eval_source, eval_clips, config, mesh, num_classes)
-  _write_eval(writer, final_step, result, config)
+  result = scoring.evaluate(eval_step, state.params, exp)
+  scoring.write_scalars(writer, final_step, result)
   writer.flush()
   checkpoints.close()
-  record = write_results(workdir, final_step, result, exp.class_names, config)
-  headline = result["metrics"][config.no_face_policy]
-  print(f"{config.dataset} {config.eval_split} at step {final_step}: {metrics_lib.summary_line(headline)}"
-        f"  [no-face clips: {config.no_face_policy}; "
-        f"other policy: {metrics_lib.summary_line(result['metrics'][_other(config.no_face_policy)])}]")
+  record = scoring.write_results(workdir, final_step, result, exp)
+  print(scoring.result_line(config, final_step, result))
   if config.export_trunk:
     stages.export_trunk(state.params, exp.convention, config, workdir, final_step)
   return record
-
-
-def _other(policy: str) -> str:
-  return [p for p in metrics_lib.NO_FACE_POLICIES if p != policy][0]
-
-
-def _write_eval(writer, step: int, result: dict, config) -> None:
-  scalars = {"eval/loss": result["loss"]}
-  for policy, m in result["metrics"].items():
-    scalars[f"eval/war_{policy}"] = m["war"]
-    scalars[f"eval/uar_{policy}"] = m["uar"]
-  writer.write_scalars(step, scalars)
 
 
 def _check_finite(step: int, step_metrics: dict, checkpoints) -> None:

@@ -6,8 +6,10 @@ Batches (B clips, F frames, S×S crops):
   label  [B] int32
   valid  [B] bool                 False = padding clip (evaluation fills the last batch)
 
-Loss = mean over valid clips of −log p(y|S) + penalty_coef · (attention penalty), the
-penalty being ‖A·Aᵀ − I‖²_F averaged over real frames (paper Sec. 3.2).
+Loss = the classification loss (videmo/train/losses.py: mean over usable clips of −log p(y|S);
+for AVG, eq. 7's per-frame cross-entropy) + penalty_coef · (attention penalty), the penalty
+being ‖A·Aᵀ − I‖²_F averaged over real frames (paper Sec. 3.2). A clip that is padding or has
+no real frame contributes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+
+from videmo.train import losses
 
 Batch = dict[str, jnp.ndarray]
 Normalise = Callable[[jnp.ndarray], jnp.ndarray]
@@ -39,14 +43,12 @@ def _loss(model: nn.Module, params: Any, batch: Batch, normalise: Normalise, pen
   rngs = {"dropout": rng} if rng is not None else None
   out = model.apply({"params": params}, frames, batch["mask"], rngs=rngs,
                     deterministic=rng is None)
-  valid = batch["valid"].astype(jnp.float32)
-  nll = -jnp.take_along_axis(out["log_probs"], batch["label"][:, None], axis=1)[:, 0]
-  count = jnp.maximum(jnp.sum(valid), 1.0)
-  cross_entropy = jnp.sum(nll * valid) / count
+  cross_entropy = losses.classification_loss(out, batch["label"], batch["mask"], batch["valid"], model.temporal)
   loss = cross_entropy + penalty_coef * out["penalty"]
-  correct = (jnp.argmax(out["log_probs"], -1) == batch["label"]).astype(jnp.float32)
+  usable = losses.usable_clips(batch["mask"], batch["valid"])
+  correct = usable & (jnp.argmax(out["log_probs"], -1) == batch["label"])
   metrics = dict(loss=loss, cross_entropy=cross_entropy, penalty=out["penalty"],
-                 accuracy=jnp.sum(correct * valid) / count)
+                 accuracy=jnp.sum(correct) / jnp.maximum(jnp.sum(usable), 1))
   return loss, metrics
 
 
@@ -80,27 +82,23 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, n
   return train_step
 
 
-def make_eval_step(model: nn.Module, normalise: Normalise, num_classes: int):
+def make_eval_step(model: nn.Module, normalise: Normalise):
   """eval_step(params, batch) -> sums over valid clips, plus per-clip log-probabilities.
 
-  Returns dict(loss_sum, correct, count, confusion [E, E] (rows = true class), log_probs [B, E],
-  frame_importance [B, F]); sums add up exactly across batches and devices.
+  Returns dict(loss_sum (clip cross-entropy −log p(y|S), whatever the pooling), correct, count,
+  log_probs [B, E]); the sums add up exactly across batches and devices.
   """
 
   def eval_step(params: Any, batch: Batch) -> dict:
     out = model.apply({"params": params}, normalise(batch["frames"]), batch["mask"])
-    valid = batch["valid"]
+    usable = losses.usable_clips(batch["mask"], batch["valid"])
     nll = -jnp.take_along_axis(out["log_probs"], batch["label"][:, None], axis=1)[:, 0]
     predicted = jnp.argmax(out["log_probs"], -1)
-    one_hot_true = jax.nn.one_hot(batch["label"], num_classes, dtype=jnp.int32) * valid[:, None]
-    one_hot_pred = jax.nn.one_hot(predicted, num_classes, dtype=jnp.int32)
     return dict(
-        loss_sum=jnp.sum(jnp.where(valid, nll, 0.0)),
-        correct=jnp.sum((predicted == batch["label"]) & valid),
-        count=jnp.sum(valid.astype(jnp.int32)),
-        confusion=one_hot_true.T @ one_hot_pred,
+        loss_sum=jnp.sum(jnp.where(usable, nll, 0.0)),
+        correct=jnp.sum((predicted == batch["label"]) & usable),
+        count=jnp.sum(usable.astype(jnp.int32)),
         log_probs=out["log_probs"],
-        frame_importance=out["frame_importance"],
     )
 
   return eval_step

@@ -7,7 +7,8 @@ issues); this base does the rest, the same way for every dataset:
      `clip_pool.prepare_clips`, resumable through the clip cache in
      `<data_dir>/<name>/<config>/prepare_cache-<version>/` (removed after a successful build
      unless the builder is made with `keep_cache=True`);
-  2. write `prepare_report.json` next to the shards;
+  2. write `prepare_report.json` (for people) and `clip_list.json` (every listed clip with its
+     status, for evaluation: videmo/data/clip_list.py) next to the shards;
   3. yield the clips that have a face, in sorted order, in the shared clip schema
      (`videmo.data.schema.clip_features`) plus two fields of its own:
        frame_index  Sequence(int32) [F]  the source frame of each stored frame
@@ -34,7 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from videmo.data import clip_cache, clip_pool, clip_processing, clip_sources, faces, prepare_report, schema
+from videmo.data import clip_cache, clip_list, clip_pool, clip_processing, clip_sources, faces, prepare_report, schema
 
 _BEAM_SUMMARIES = "beam_clip_summaries"  # under Beam, the clips' summaries, read back for the report
 
@@ -182,6 +183,7 @@ class VideoClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       raise ValueError(f"{self.name}: none of the {len(tasks)} clips under {root} has a readable face; "
                        f"report: {path}")
     prepare_report.write_report(report, Path(self.data_dir) / prepare_report.REPORT_NAME)
+    clip_list.write(clip_list.from_results(dataset, results, class_names), self.data_dir)
     return {split: self._generate_examples(split_tasks, cache) for split, split_tasks in ok.items()}
 
   def _process_pipeline_result(self, pipeline_result) -> None:
@@ -196,6 +198,7 @@ class VideoClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     report = prepare_report.build_report(dataset, results, issues, self._options, class_names,
                                          note="built with Apache Beam")
     prepare_report.write_report(report, Path(self.data_dir) / prepare_report.REPORT_NAME)
+    clip_list.write(clip_list.from_results(dataset, results, class_names), self.data_dir)
 
   def _generate_examples(self, tasks: Sequence[clip_processing.ClipTask],
                          cache: clip_cache.ClipCache) -> Iterator[tuple[str, dict]]:

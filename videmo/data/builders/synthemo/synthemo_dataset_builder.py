@@ -65,6 +65,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
+  WRITES_EVERY_CLIP = True  # no clip is ever dropped: evaluation needs no clip list (data/clip_list.py)
   BUILDER_CONFIGS = [
       SynthEmoConfig(name="default", description="AFEW's scale: 773 train / 383 validation clips of "
                      "16-80 frames at 256x256."),

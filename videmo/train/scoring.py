@@ -1,0 +1,154 @@
+"""Scoring a split as the protocol counts it: every listed clip, three no-face policies, results on disk.
+
+`eval_split(config, train_source, eval_source, class_names)` lists the clips evaluation scores:
+the written clips (records) and, from the dataset's clip list (videmo/data/clip_list.py),
+those preparation could not use (no face in any frame, unreadable or empty files), with the
+training split's most frequent class for the 'prior' policy. A dataset built before clip lists
+were recorded still evaluates, over its written clips only, with a one-line warning.
+
+`evaluate(eval_step, params, exp)` runs the model on every clip with a face (every frame, or
+`input.eval_num_frames` evenly spaced ones) and scores all listed clips under each policy;
+`write_results` writes NAME.json and the confusion matrix; `result_line` is the printed line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from videmo import parallel
+from videmo.data import clip_list, pipeline
+from videmo.train import metrics as metrics_lib
+
+
+@dataclasses.dataclass
+class EvalSplit:
+  """The clips of an evaluation split (pipeline.EvalClip, written then not written) and the prior class."""
+
+  clips: list[pipeline.EvalClip]
+  prior_class: int
+  list_known: bool  # False: built before clip lists; clips that were not written are unknown
+
+
+def _dataset_dir(config) -> tuple[Path, bool]:
+  """(the built dataset's folder, whether its builder writes every clip it lists)."""
+  from videmo.data import prepare
+
+  builder = prepare.load_builder(config.dataset, config.data_dir or os.path.expanduser("~/tensorflow_datasets"))
+  return Path(builder.data_dir), bool(getattr(builder, "WRITES_EVERY_CLIP", False))
+
+
+def eval_split(config, train_source: Any, eval_source: Any, class_names: list[str]) -> EvalSplit:
+  """Every listed clip of config.eval_split, and the training split's most frequent class."""
+  directory, complete = _dataset_dir(config)
+  missing = [] if complete else clip_list.missing_clips(directory, config.eval_split, class_names)
+  if missing is None:
+    print(f"warning: {config.dataset} was prepared before videmo recorded clip lists: clips of "
+          f"{config.eval_split!r} that preparation could not use are unknown and not counted "
+          f"(run `videmo prepare` again to count them)", file=sys.stderr)
+  clips = pipeline.eval_clips(eval_source, missing or [])
+  prior = 0
+  if not all(c.has_face for c in clips):  # only then does the 'prior' policy need the class
+    labels = None if complete else clip_list.split_labels(directory, config.train_split, class_names)
+    labels = pipeline.split_labels(train_source) if labels is None else labels
+    prior = metrics_lib.most_frequent_class(labels, len(class_names))
+  return EvalSplit(clips, prior, missing is not None)
+
+
+def frames_text(config) -> str:
+  """How many frames of each clip evaluation sees, in words."""
+  n = config.input.eval_num_frames
+  return "every frame" if not n else f"{n} evenly spaced frames per clip"
+
+
+def evaluate(eval_step, params, exp) -> dict:
+  """Metrics of exp's evaluation split under every no-face policy, plus per-clip outputs [K]."""
+  config, clips, num_classes, mesh = exp.config, exp.eval.clips, exp.num_classes, exp.mesh
+  predictions = np.full(len(clips), -1, np.int64)
+  probabilities = np.zeros((len(clips), num_classes), np.float32)
+  loss_sum, correct, count = 0.0, 0, 0
+  for local in pipeline.eval_batches(exp.eval_source, clips, batch_size=config.eval_batch_size,
+                                     crop_size=config.input.crop_size,
+                                     num_frames=config.input.eval_num_frames or None,
+                                     buckets=tuple(config.input.eval_buckets),
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
+    out = eval_step(params, parallel.global_batch(local, mesh))
+    loss_sum += float(out["loss_sum"])
+    correct += int(out["correct"])
+    count += int(out["count"])
+    index = np.asarray(multihost_utils.process_allgather(parallel.global_batch(
+        {"index": local["index"]}, mesh)["index"], tiled=True))
+    log_probs = np.asarray(multihost_utils.process_allgather(out["log_probs"], tiled=True))
+    real = index >= 0
+    predictions[index[real]] = log_probs[real].argmax(-1)
+    probabilities[index[real]] = np.exp(log_probs[real])
+  labels = np.array([c.label for c in clips], np.int64)
+  has_face = np.array([c.has_face for c in clips], bool)
+  results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes, exp.eval.prior_class)
+  # The device-side sums and the per-clip predictions must tell the same story.
+  assert count == int(has_face.sum()) and correct == int(np.trace(results["exclude"]["confusion"])), \
+      "evaluation sums disagree with per-clip predictions"
+  return dict(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
+              probabilities=probabilities, labels=labels, has_face=has_face)
+
+
+def _jsonable(metrics: dict, class_names: list[str]) -> dict:
+  out = {}
+  for policy, m in metrics.items():
+    out[policy] = dict(war=m["war"], uar=m["uar"], clips_listed=m["clips_listed"],
+                       clips_scored=m["clips_scored"], clips_without_face=m["clips_without_face"],
+                       per_class_recall={n: (None if np.isnan(r) else float(r))
+                                         for n, r in zip(class_names, m["per_class_recall"])},
+                       confusion=m["confusion"].tolist())
+  return out
+
+
+def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = "metrics") -> dict:
+  """NAME.json and NAME_confusion.png ('confusion.png' for the final metrics) in `workdir`.
+
+  The record: step, dataset, split, classes, loss, the headline policy, the frames used, whether
+  the clip list is known, one entry per no-face policy (WAR, UAR, clips listed / scored /
+  without a face, per-class recall, confusion) and the clips without a face (source or record
+  index, label, why).
+  """
+  config, class_names = exp.config, exp.class_names
+  faceless = [dict(clip=c.source or f"record {c.index}", label=class_names[c.label], reason=c.reason or "no face frame")
+              for c in exp.eval.clips if not c.has_face]
+  record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=class_names,
+                loss=evaluation["loss"], headline_policy=config.no_face_policy, frames=frames_text(config),
+                clip_list_known=exp.eval.list_known, prior_class=class_names[exp.eval.prior_class],
+                **_jsonable(evaluation["metrics"], class_names), clips_without_face=faceless)
+  if jax.process_index() == 0:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))
+    headline = evaluation["metrics"][config.no_face_policy]
+    metrics_lib.plot_confusion(headline["confusion"], class_names,
+                               workdir / ("confusion.png" if name == "metrics" else f"{name}_confusion.png"),
+                               title=f"{config.dataset} {config.eval_split}, step {step}: "
+                                     f"{metrics_lib.summary_line(headline)}")
+  return record
+
+
+def result_line(config, step: int, evaluation: dict) -> str:
+  """'DATASET SPLIT at step S (every frame): wrong: WAR ... | prior: ... | exclude: ...', headline first."""
+  policies = [config.no_face_policy] + [p for p in metrics_lib.NO_FACE_POLICIES if p != config.no_face_policy]
+  parts = [f"{p}: {metrics_lib.summary_line(evaluation['metrics'][p])}" for p in policies]
+  return f"{config.dataset} {config.eval_split} at step {step} ({frames_text(config)}): " + "  |  ".join(parts)
+
+
+def write_scalars(writer, step: int, evaluation: dict) -> None:
+  """eval/loss and eval/{war,uar}_{policy} to TensorBoard."""
+  scalars = {"eval/loss": evaluation["loss"]}
+  for policy, m in evaluation["metrics"].items():
+    scalars[f"eval/war_{policy}"] = m["war"]
+    scalars[f"eval/uar_{policy}"] = m["uar"]
+  writer.write_scalars(step, scalars)
