@@ -6,7 +6,8 @@
 * One persistent XLA compilation cache per test run, shared by the pytest-xdist workers and the
   subprocesses tests start (they inherit the environment): the same tiny step is compiled once,
   not once per test. It lives in a temporary folder removed when the run ends.
-* `synthemo_tiny`: the synthemo/tiny dataset, built once per session (per xdist worker).
+* `synthemo_tiny`: the synthemo/tiny dataset, built once per session (per xdist worker);
+  `tiny_run`: a tiny training run on it, trained once per session.
 * The `slow` marker (pyproject.toml): `python -m pytest -m "not slow"` skips the end-to-end runs;
   slow tests are handed out first.
 """
@@ -53,3 +54,16 @@ def synthemo_tiny(tmp_path_factory):
   directory = tmp_path_factory.mktemp("tfds")
   load_builder("synthemo/tiny", directory, workers=1).download_and_prepare(file_format="array_record")
   return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_run(synthemo_tiny, tmp_path_factory):
+  """(work directory, final metrics record) of configs/synthemo.py shrunk by tiny.shrink and
+  trained for 2 steps from a random trunk. Read it in place; copy it (`shutil.copytree`) to
+  train it further."""
+  import tiny
+  from videmo.train import loop
+
+  directory = tmp_path_factory.mktemp("tiny_run")
+  record = loop.train_and_evaluate(tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=2), directory)
+  return directory, record

@@ -1,6 +1,6 @@
 """`videmo predict`, its report, `videmo render-clip` and `videmo eval --report`, end to end.
 
-One tiny model is trained for a step on synthemo/tiny (32x32 faces, 2x2 attention grid) by
+One tiny model is trained for two steps on synthemo/tiny (conftest's `tiny_run`) (32x32 faces, 2x2 attention grid) by
 `videmo.train.loop.train_and_evaluate`, so the work directory is the one training writes.
 Videos: the astronaut photograph moving about (a real face, found by dlib), a face-free
 photograph, a file that is not a video, and a rendered SynthEmo clip.
@@ -26,7 +26,6 @@ from videmo.predict import PREDICTION_FIELDS, Predictor, report
 from videmo.predict import faces_input, split_report
 from videmo.predict.faces_input import FaceFrames
 from videmo.predict.record import check_record
-from videmo.train import loop
 
 import tiny
 from tiny import REPO
@@ -36,11 +35,9 @@ pytestmark = [pytest.mark.xdist_group("predict"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def workdir(synthemo_tiny, tmp_path_factory):
-  """configs/synthemo.py shrunk to synthemo/tiny and trained for one step from a random trunk."""
-  directory = tmp_path_factory.mktemp("run")
-  loop.train_and_evaluate(tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=1), directory)
-  return directory
+def workdir(tiny_run):
+  """configs/synthemo.py shrunk to synthemo/tiny and trained for two steps from a random trunk."""
+  return tiny_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,7 @@ def test_prediction_on_a_real_face(predictor, videos):
   assert prediction.attention.shape == (t, 2, 2, 2)  # [T, N heads, 32/16, 32/16]
   np.testing.assert_allclose(prediction.attention.sum((2, 3)), 1, atol=1e-5)
   assert prediction.faces.shape == (t, 32, 32, 3) and prediction.faces.dtype == np.uint8
-  assert prediction.checkpoint.endswith("checkpoints/1") and prediction.step == 1
+  assert prediction.checkpoint.endswith("checkpoints/2") and prediction.step == 2
   assert [name for name, _ in prediction.top(3)][0] == prediction.label
   record = json.loads(json.dumps(prediction.to_json()))
   assert tuple(record) == PREDICTION_FIELDS
@@ -113,7 +110,7 @@ def test_no_face_and_unreadable_videos_say_so(predictor, videos, tmp_path):
 
 def test_predict_command_on_a_folder_with_json_and_report(workdir, videos, tmp_path, capsys):
   out = tmp_path / "report"
-  assert main(["predict", str(videos), "--checkpoint", str(workdir / "checkpoints" / "1"), "--json",
+  assert main(["predict", str(videos), "--checkpoint", str(workdir / "checkpoints" / "2"), "--json",
                "--report", str(out)]) == 0
   captured = capsys.readouterr()
   records = [json.loads(line) for line in captured.out.splitlines()]

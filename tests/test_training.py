@@ -4,6 +4,7 @@ synthemo/tiny (32x32 faces, a few dozen short clips) is built once per test sess
 """
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,14 +42,13 @@ def test_every_config_builds_its_model_optimiser_and_steps(path, synthemo_tiny):
   assert evaluation["log_probs"].shape == (4, exp.num_classes)
 
 
-@pytest.mark.slow
-def test_a_run_trains_evaluates_and_writes_its_results(synthemo_tiny, tmp_path):
-  config = tiny.shrink(tiny.load("table1_sa2_reg1"), synthemo_tiny, steps=1)
-  record = loop.train_and_evaluate(config, tmp_path)
-  assert record["step"] == 1
-  assert set(record) >= {"wrong", "exclude", "classes", "loss"}
-  assert (tmp_path / "metrics.json").exists() and (tmp_path / "confusion.png").exists()
-  assert list((tmp_path / "checkpoints").iterdir())
+def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
+  workdir, record = tiny_run
+  assert record["step"] == 2
+  assert set(record) >= {"wrong", "prior", "exclude", "classes", "loss", "frames"}
+  assert record == json.loads((workdir / "metrics.json").read_text())
+  assert (workdir / "confusion.png").exists() and (workdir / "config.json").exists()
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [1, 2]
 
 
 @pytest.mark.parametrize("hardware", ["cpu", "gpu", "tpu"])
@@ -133,11 +133,9 @@ def test_a_killed_run_resumes_to_the_same_parameters(synthemo_tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(synthemo_tiny, tmp_path):
-  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=2)
-  config.optim.clip_grad_norm = 0.0
-  loop.train_and_evaluate(config, tmp_path)
-  config.num_train_steps = 4
+def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(synthemo_tiny, tiny_run, tmp_path):
+  shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)  # 2 good steps
+  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=4)
   config.optim.groups.trunk.lr = config.optim.groups.head.lr = float("inf")
   with pytest.raises(loop.NonFiniteLossError, match=r"non-finite loss or gradient at step 3.*last good checkpoint is step 2"):
     loop.train_and_evaluate(config, tmp_path)
@@ -147,26 +145,12 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(synthemo_tiny, 
 
 
 @pytest.mark.slow
-def test_resuming_with_another_optimizer_structure_is_a_clear_error(synthemo_tiny, tmp_path):
-  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=1)
-  loop.train_and_evaluate(config, tmp_path)
-  config.num_train_steps = 2
-  config.optim.clip_grad_norm = 0.0  # changes the optimiser state's structure
+def test_resuming_with_another_optimizer_structure_is_a_clear_error(synthemo_tiny, tiny_run, tmp_path):
+  shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)
+  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=3)
+  config.optim.clip_grad_norm = 0.0  # no clipping: another optimiser state structure
   with pytest.raises(ValueError, match="does not match this config"):
     loop.train_and_evaluate(config, tmp_path)
-
-
-def test_loader_workers_give_the_same_batches_from_plain_python(synthemo_tiny):
-  """grain's worker processes start outside an absl app (here: pytest) and decode exactly
-  what the in-process loader decodes, batch for batch."""
-  source = pipeline.open_split("synthemo/tiny", "train", synthemo_tiny)
-  options = dict(batch_size=4, num_frames=4, crop_size=32, seed=3, start_step=2)
-  inline, workers = pipeline.train_batches(source, workers=0, **options), pipeline.train_batches(source, workers=2, **options)
-  for _ in range(3):
-    a, b = next(inline), next(workers)
-    assert set(a) == set(b)
-    for key in a:
-      np.testing.assert_array_equal(a[key], b[key])
 
 
 @pytest.mark.slow
@@ -220,16 +204,15 @@ def test_a_paper_config_trains_from_converted_vgg_face_weights(synthemo_tiny, tm
 
 
 @pytest.mark.slow
-def test_eval_command_evaluates_a_saved_run(synthemo_tiny, tmp_path):
+def test_eval_command_evaluates_a_saved_run(synthemo_tiny, tiny_run, tmp_path):
   from videmo.main import main
 
-  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=2)
-  record = loop.train_and_evaluate(config, tmp_path)
+  shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)
   argv = ["eval", f"--config={REPO / 'configs' / 'synthemo.py'}", f"--checkpoint={tmp_path}",
           *tiny.flags(synthemo_tiny)]
   assert main(argv) == 0
   evaluated = json.loads((tmp_path / "eval_validation_2.json").read_text())
-  assert evaluated["wrong"]["confusion"] == record["wrong"]["confusion"]
+  assert evaluated["wrong"]["confusion"] == tiny_run[1]["wrong"]["confusion"]
   assert main(argv[:2] + [f"--checkpoint={tmp_path / 'nowhere'}"] + argv[3:]) == 1
 
 
