@@ -87,7 +87,7 @@ def test_every_listed_clip_is_scored_under_each_policy(afew_dir, tmp_path, capsy
   (dataset_dir / clip_list.CLIP_LIST_NAME).unlink()
   config = afew_config(data_dir)
   config.no_face_policy = "exclude"
-  old, _ = evaluate_lib.evaluate_checkpoint(config, str(tmp_path))
+  old = evaluate_lib.evaluate_checkpoint(config, str(tmp_path)).record
   captured = capsys.readouterr()
   warnings = [line for line in captured.err.splitlines() if "clip lists" in line]
   assert len(warnings) == 1 and "unknown and not counted" in warnings[0]

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("videmo.data.prepare", "build a dataset (synthemo, afew, video_folder) into shards"),
     "convert-weights": ("videmo.convert", "convert VGG-Face / VGG16 weights from their public formats"),
     "train": ("videmo.train.cli:train_main", "train and evaluate an experiment config (configs/*.py)"),
-    "eval": ("videmo.train.cli:eval_main", "evaluate a checkpoint on a split; WAR, UAR, confusion"),
+    "eval": ("videmo.eval_command", "evaluate a checkpoint on a split; WAR, UAR, confusion; --report draws it"),
     "bench": ("videmo.bench.cli", "train-step speed, FLOPs, MFU, memory; against PyTorch when installed"),
     "predict": ("videmo.predict.cli", "predict videos with a trained model; --report shows why (Fig. 2)"),
     "render-clip": ("videmo.data.render_clip", "write a SynthEmo clip as an .mp4 plus its ground truth (.json)"),

@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     _add_xla_flags(args.xla_flags)
 
   from videmo.bench import peaks
-  from videmo.train.cli import parse_command_line
+  from videmo.train.cli import parse_command_line, setup_logging
 
   try:
     peak = peaks.parse_peak(args.peak_tflops)
   except ValueError as err:
     parser.error(str(err))
-  config = parse_command_line("videmo bench", rest, ()).config
+  parsed = parse_command_line("videmo bench", rest, ())
+  setup_logging(parsed.log_level)
+  config = parsed.config
   config_name = next((a.split("=", 1)[1] if "=" in a else rest[i + 1]) for i, a in enumerate(rest)
                      if a == "--config" or a.startswith("--config="))
 
@@ -105,9 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 def _add_xla_flags(flags: str) -> None:
   """Append to XLA_FLAGS; it only counts before JAX's backend starts (a fresh process)."""
   if "jax" in sys.modules:
-    from jax._src import xla_bridge
-
-    if xla_bridge.backends_are_initialized():
-      print("videmo bench: --xla-flags has no effect here: JAX has already started in this process",
-            file=sys.stderr)
+    print("videmo bench: --xla-flags counts only if JAX has not started its backend in this process "
+          "(run `videmo bench` as its own command)", file=sys.stderr)
   os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS", ""), flags]))

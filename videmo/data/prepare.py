@@ -26,13 +26,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="videmo prepare", description=__doc__.split("\n\n")[0])
   parser.add_argument("--dataset", required=True,
                       help="NAME[/CONFIG], e.g. synthemo/small, afew, video_folder/dfew (any config name)")
-  parser.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"),
+  parser.add_argument("--data_dir", default=data_dir_or_default(None),
                       help="where the shards go (default ~/tensorflow_datasets)")
   parser.add_argument("--manual_dir", default=None,
                       help="where manually downloaded data lives (afew: Train_AFEW/ and Val_AFEW/; video_folder)")
   parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
   parser.add_argument("--overwrite", action="store_true", help="rebuild even if the dataset is complete")
   return parser.parse_args(argv)
+
+
+DEFAULT_DATA_DIR = "~/tensorflow_datasets"  # TFDS's own default
+
+
+def data_dir_or_default(data_dir: str | os.PathLike | None) -> str:
+  """`data_dir`, or ~/tensorflow_datasets when it is empty (config.data_dir = '')."""
+  return os.path.expanduser(os.fspath(data_dir) if data_dir else DEFAULT_DATA_DIR)
 
 
 def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None = None):

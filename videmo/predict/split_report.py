@@ -80,3 +80,20 @@ def write_split_report(out_dir: str | os.PathLike, predictor: predictor_lib.Pred
   if unwritten:
     note += f" {len(unwritten)} listed clip(s) that preparation could not use have no figure (metrics.json lists them)."
   return folder.finish(note=note), agree, compared
+
+
+def write_eval_report(out_dir: str | os.PathLike, evaluation: Any, max_clips: int = 0) -> tuple[Path, int, int]:
+  """`videmo eval --report`: the report of a split just evaluated (train.evaluate.CheckpointEvaluation),
+  drawn from the evaluated parameters on one device. Returns (index.html, agreeing, compared)."""
+  import jax
+
+  from videmo.predict import workdir as workdir_lib
+
+  exp, config, step = evaluation.exp, evaluation.exp.config, evaluation.step
+  _, clip_options = workdir_lib.dataset_facts(config, evaluation.workdir)
+  predictor = predictor_lib.Predictor.from_parts(
+      exp.model, jax.device_put(evaluation.params, jax.devices()[0]), exp.convention, exp.class_names,
+      clip_options, config.input.crop_size, checkpoint=str(evaluation.workdir / "checkpoints" / str(step)), step=step)
+  return write_split_report(Path(out_dir).expanduser(), predictor, exp.eval_source, evaluation.result,
+                            exp.class_names, config, title=f"{config.dataset} {config.eval_split}, step {step}",
+                            max_clips=max_clips)

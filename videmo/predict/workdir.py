@@ -96,7 +96,7 @@ def dataset_facts(config: ml_collections.ConfigDict,
   """(class names, preparation options) of the dataset `config.dataset` (see the module docstring)."""
   from videmo.data import prepare
 
-  data_dir = config.get("data_dir") or os.path.expanduser("~/tensorflow_datasets")
+  data_dir = prepare.data_dir_or_default(config.get("data_dir"))
   try:
     builder = prepare.load_builder(config.dataset, data_dir)
   except Exception as err:  # noqa: BLE001  TFDS raises many kinds for a dataset it cannot make

@@ -1,4 +1,4 @@
-"""`videmo train` and `videmo eval`: experiment configs on the command line (absl + ml_collections).
+"""`videmo train`, and the config command line it shares with `videmo eval` and `videmo bench` (absl + ml_collections).
 
     videmo train --config=configs/synthemo.py --workdir=runs/synthemo
     videmo train --config=configs/table1_sa2_reg1.py:gpu --workdir=runs/sa2 \
@@ -59,12 +59,17 @@ def parse_command_line(prog: str, argv: list[str], required: tuple[str, ...]) ->
   for name in required:
     if not values[name].value:
       raise SystemExit(f"{prog}: --{name} is required")
-  logging.basicConfig(level=values.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
   return values
+
+
+def setup_logging(level: str) -> None:
+  """The console log format and level of a command (entry points only)."""
+  logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def train_main(argv: list[str]) -> int:
   args = parse_command_line("videmo train", argv, ("workdir",))
+  setup_logging(args.log_level)
   from videmo.train import loop
 
   try:
@@ -72,22 +77,4 @@ def train_main(argv: list[str]) -> int:
   except (ValueError, FileNotFoundError, loop.NonFiniteLossError) as err:
     print(f"videmo train: {err}", file=sys.stderr)
     return 1
-  return 0
-
-
-def eval_main(argv: list[str]) -> int:
-  args = parse_command_line("videmo eval", argv, ("checkpoint",))
-  from videmo.train import evaluate
-
-  config = args.config
-  if args.split:
-    with config.unlocked():
-      config.eval_split = args.split
-  try:
-    record, path = evaluate.evaluate_checkpoint(config, args.checkpoint, report=args.report,
-                                                report_clips=args.report_clips)
-  except (ValueError, FileNotFoundError) as err:
-    print(f"videmo eval: {err}", file=sys.stderr)
-    return 1
-  print(f"wrote {path}")
   return 0

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
-import jax
 import ml_collections
 
 from videmo import parallel
@@ -14,14 +15,27 @@ from videmo.train import checkpoint as checkpoint_lib
 from videmo.train import loop, scoring
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, report: str | None = None,
-                        report_clips: int = 0) -> tuple[dict, Path]:
+@dataclasses.dataclass
+class CheckpointEvaluation:
+  """What `evaluate_checkpoint` did: the metrics record and where it went, and what a report
+  of the split needs (the experiment, the restored parameters, per-clip results, the step)."""
+
+  record: dict
+  path: Path
+  exp: loop.Experiment
+  params: Any
+  result: dict
+  workdir: Path
+  step: int
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str) -> CheckpointEvaluation:
   """Evaluate `checkpoint` (a work directory or WORKDIR/checkpoints/STEP) on config.eval_split.
 
-  Returns the metrics record and the path of the JSON written (WORKDIR/eval_SPLIT_STEP.json).
-  The input normalisation is the one the run trained with (WORKDIR/input_convention.json).
-  `report`: also write a figure per clip (the paper's Fig. 2) and REPORT/index.html, misclassified
-  clips first (videmo/predict/split_report.py); `report_clips` > 0 keeps only the first that many.
+  Writes the metrics record to WORKDIR/eval_SPLIT_STEP.json and prints the result line and the
+  headline policy's per-class recall. The input normalisation is the one the run trained with
+  (WORKDIR/input_convention.json). `videmo eval --report` then draws the split
+  (videmo/predict/split_report.py).
   """
   path = Path(checkpoint).expanduser().absolute()
   workdir, _ = checkpoint_lib.split_checkpoint_path(path)
@@ -45,21 +59,4 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str, repo
   headline = result["metrics"][config.no_face_policy]
   for class_name, recall in zip(exp.class_names, headline["per_class_recall"]):
     print(f"  {class_name:>10}: {100 * recall:5.1f}%")
-  if report and jax.process_index() == 0:
-    _write_report(Path(report).expanduser(), config, exp, state.params, result, workdir, step, report_clips)
-  return record, workdir / f"{name}.json"
-
-
-def _write_report(out_dir: Path, config, exp, params, result: dict, workdir: Path, step: int, max_clips: int) -> None:
-  """The split's report (videmo/predict/split_report.py), from the evaluated parameters on one device."""
-  from videmo.predict import split_report, workdir as workdir_lib
-  from videmo.predict.predictor import Predictor
-
-  _, clip_options = workdir_lib.dataset_facts(config, workdir)
-  predictor = Predictor.from_parts(exp.model, jax.device_put(params, jax.devices()[0]), exp.convention,
-                                   exp.class_names, clip_options, config.input.crop_size,
-                                   checkpoint=str(workdir / "checkpoints" / str(step)), step=step)
-  title = f"{config.dataset} {config.eval_split}, step {step}"
-  index, agree, compared = split_report.write_split_report(
-      out_dir, predictor, exp.eval_source, result, exp.class_names, config, title=title, max_clips=max_clips)
-  print(f"wrote {index} (its predictions agree with the evaluation on {agree} of {compared} clips)")
+  return CheckpointEvaluation(record, workdir / f"{name}.json", exp, state.params, result, workdir, step)

@@ -56,7 +56,7 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]
 
   from videmo.data import prepare
 
-  data_dir = config.data_dir or os.path.expanduser("~/tensorflow_datasets")
+  data_dir = prepare.data_dir_or_default(config.data_dir)
   builder = prepare.load_builder(config.dataset, data_dir)
   if not builder.is_prepared():
     if not config.build_if_missing:

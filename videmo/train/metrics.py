@@ -94,15 +94,13 @@ def summary_line(metrics: dict) -> str:
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,
                    title: str = "") -> None:
   """Save the confusion matrix as a PNG: row-normalised colours, counts in the cells."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  from matplotlib.figure import Figure  # the object API: no pyplot, no global backend
 
   matrix = np.asarray(matrix)
   rows = matrix.sum(1, keepdims=True)
   normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape, float), where=rows > 0)
-  fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(class_names), 0.8 + 0.6 * len(class_names)))
+  fig = Figure(figsize=(1.0 + 0.7 * len(class_names), 0.8 + 0.6 * len(class_names)))
+  ax = fig.subplots()
   ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
   for (i, j), count in np.ndenumerate(matrix):
     ax.text(j, i, str(count), ha="center", va="center",
@@ -115,4 +113,3 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | o
     ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ def _dataset_dir(config) -> tuple[Path, bool]:
   """(the built dataset's folder, whether its builder writes every clip it lists)."""
   from videmo.data import prepare
 
-  builder = prepare.load_builder(config.dataset, config.data_dir or os.path.expanduser("~/tensorflow_datasets"))
+  builder = prepare.load_builder(config.dataset, prepare.data_dir_or_default(config.data_dir))
   return Path(builder.data_dir), bool(getattr(builder, "WRITES_EVERY_CLIP", False))
 
 
