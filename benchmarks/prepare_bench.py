@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def make_clips(folder: Path, clips: int, frames: int) -> list[Path]:
   """AFEW-like .avi clips of the astronaut photograph (see the module docstring)."""
   import skimage.data
 
-  from videmo.data import photo_video, video_io
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/photo_video.py
+  import photo_video
+
+  from videmo.data import video_io
 
   astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
   paths = []

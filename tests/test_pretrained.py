@@ -24,9 +24,11 @@ import vgg_reference as ref
 import weight_writers as W
 from videmo import convert
 from videmo.main import COMMANDS
-from videmo.models import pretrained, torch_pickle, weight_formats
-from videmo.models.input_convention import VGGFACE_CONVENTION, InputConvention
+from videmo.models.input_convention import IMAGENET_CONVENTION, VGGFACE_CONVENTION, InputConvention
 from videmo.models.vgg import VGG16
+from videmo.weights import converted as converted_weights  # `converted` is a fixture here
+from videmo.weights import formats, torch_pickle
+from videmo.weights.common import WeightFileError
 
 # Each release's own preprocessing, typed here from the releases' documentation (not imported).
 VGGFACE_MEAN_RGB = np.array([129.186279296875, 104.76238250732422, 93.59396362304688])
@@ -188,7 +190,7 @@ def reference_features(case: Case, weights, image):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_converted_trunk_matches_float64_reference(name, converted, weights, image, trunk_apply):
-  trunk, convention, extras = pretrained.load_converted(converted(name))
+  trunk, convention, extras = converted_weights.load_converted(converted(name))
   assert convention.channel_order == "RGB"
   assert sorted(trunk) == sorted(ref.NAMES) and extras["fc"] is None
   assert extras["source"]["format"] == CASES[name].format
@@ -201,15 +203,15 @@ def test_converted_trunk_matches_float64_reference(name, converted, weights, ima
 
 
 def test_bgr_and_rgb_releases_give_the_same_trunk(converted, weights, image, trunk_apply, source):
-  caffe = pretrained.load_converted(converted("vggface-caffe v1"))
+  caffe = converted_weights.load_converted(converted("vggface-caffe v1"))
   for rgb_case in ("vggface-mat", "vggface-pth zip"):
-    rgb = pretrained.load_converted(converted(rgb_case))
+    rgb = converted_weights.load_converted(converted(rgb_case))
     np.testing.assert_array_equal(caffe[0]["conv1_1"]["kernel"], rgb[0]["conv1_1"]["kernel"])
     np.testing.assert_allclose(caffe[1].mean, rgb[1].mean, atol=1e-4)
     assert rel_err(flax_features(trunk_apply, *caffe[:2], image),
                    flax_features(trunk_apply, *rgb[:2], image)) < 1e-5
   # Control: without the first-layer conversion the Caffe trunk computes something else.
-  raw = weight_formats.read("vggface-caffe", source("vggface-caffe v1"))
+  raw = formats.read("vggface-caffe", source("vggface-caffe v1"))
   assert raw.convention.channel_order == "BGR"
   unconverted = {n: {"kernel": k, "bias": b} for n, (k, b) in raw.conv.items()}
   wrong = flax_features(trunk_apply, unconverted, raw.convention.as_rgb(), image)
@@ -217,9 +219,9 @@ def test_bgr_and_rgb_releases_give_the_same_trunk(converted, weights, image, tru
 
 
 def test_caffe_convention_is_stored_as_rgb(converted):
-  convention = pretrained.load_convention(converted("vggface-caffe v1"))
+  convention = converted_weights.load_convention(converted("vggface-caffe v1"))
   assert convention == InputConvention("RGB", 1.0, (129.1863, 104.7624, 93.5940), (1.0, 1.0, 1.0))
-  tv = pretrained.load_convention(converted("torchvision-vgg16"))
+  tv = converted_weights.load_convention(converted("torchvision-vgg16"))
   assert tv.scale == pytest.approx(1 / 255) and tv.std == (0.229, 0.224, 0.225)
 
 
@@ -244,7 +246,7 @@ def test_truncated_file_gives_one_line_error(name, source, scratch, capsys):
   truncated.write_bytes(data[: len(data) * 3 // 5])
   rc, captured = run_convert(CASES[name].format, truncated, scratch / "out", capsys=capsys)
   assert_one_line_error(rc, captured, "truncated")
-  assert not (scratch / "out" / pretrained.METADATA_FILE).exists()
+  assert not (scratch / "out" / converted_weights.METADATA_FILE).exists()
 
 
 @pytest.mark.parametrize("name,wrong,fragments", [
@@ -411,7 +413,7 @@ def test_check_prints_the_reference_top_classes(name, keep_fc, names_file, sourc
   np.testing.assert_allclose([r[1] for r in rows], want_p, atol=2e-4)
   has_names = name == "vggface-mat" or names_file
   assert [r[2] for r in rows] == ([CLASS_NAMES[i] for i in want_idx] if has_names else [""] * 5)
-  _, _, extras = pretrained.load_converted(scratch / "out")
+  _, _, extras = converted_weights.load_converted(scratch / "out")
   assert (extras["fc"] is not None) == keep_fc
   if keep_fc:
     assert extras["fc"]["fc6"]["kernel"].shape == (2, 2, 512, 64)
@@ -456,8 +458,8 @@ def model_params():
 
 def test_load_trunk_into_replaces_every_trunk_array(model_params, converted):
   directory = converted("vggface-mat")
-  new, report = pretrained.load_trunk_into(model_params, directory)
-  trunk, convention, _ = pretrained.load_converted(directory)
+  new, report = converted_weights.load_trunk_into(model_params, directory)
+  trunk, convention, _ = converted_weights.load_converted(directory)
   for name in ref.NAMES:
     for leaf in ("kernel", "bias"):
       got = new["trunk"][name][leaf]
@@ -475,20 +477,21 @@ def test_load_trunk_into_replaces_every_trunk_array(model_params, converted):
 @pytest.fixture(scope="session")
 def partial_dir(tmp_path_factory, source):
   """A converted directory without conv5_3 (as a file from a shorter network would be)."""
-  raw = pretrained.to_rgb(weight_formats.read("vggface-mat", source("vggface-mat")))
+  raw = formats.to_rgb(formats.read("vggface-mat", source("vggface-mat")))
   conv = {n: v for n, v in raw.conv.items() if n != "conv5_3"}
   directory = tmp_path_factory.mktemp("partial")
-  yield pretrained.save_converted(directory, dataclasses.replace(raw, conv=conv))
+  yield converted_weights.save_converted(directory, dataclasses.replace(raw, conv=conv))
   shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_missing_parameters_fail_unless_allowed(model_params, partial_dir):
   with pytest.raises(ValueError) as info:
-    pretrained.load_trunk_into(model_params, partial_dir)
+    converted_weights.load_trunk_into(model_params, partial_dir)
   lines = str(info.value).splitlines()
   assert "2 missing, 0 unexpected, 0 mis-shaped" in lines[0]
   assert sorted(line.split()[1] for line in lines[1:]) == ["conv5_3/bias", "conv5_3/kernel"]
-  new, report = pretrained.load_trunk_into(model_params, partial_dir, allow_missing=("^conv5_3/",))
+  new, report = converted_weights.load_trunk_into(model_params, partial_dir,
+                                                  allow_missing=("^conv5_3/",))
   assert report.kept_at_init == ("conv5_3/bias", "conv5_3/kernel") and len(report.loaded) == 24
   assert new["trunk"]["conv5_3"]["kernel"] is model_params["trunk"]["conv5_3"]["kernel"]
   assert "left at initialisation (allowed missing): conv5_3/bias, conv5_3/kernel" in str(report)
@@ -499,11 +502,11 @@ def test_unexpected_parameters_fail_unless_allowed(model_params, converted):
   short["trunk"] = {n: v for n, v in model_params["trunk"].items() if n != "conv5_3"}
   with pytest.raises(ValueError,
                      match=r"(?s)0 missing, 2 unexpected.*unexpected: conv5_3/bias \[512\]"):
-    pretrained.load_trunk_into(short, converted("vggface-mat"))
-  new, report = pretrained.load_trunk_into(short,
-                                           converted("vggface-mat"),
-                                           allow_unexpected="^conv5_",
-                                           allow_missing=("^fc",))
+    converted_weights.load_trunk_into(short, converted("vggface-mat"))
+  new, report = converted_weights.load_trunk_into(short,
+                                                  converted("vggface-mat"),
+                                                  allow_unexpected="^conv5_",
+                                                  allow_missing=("^fc",))
   assert "conv5_3" not in new["trunk"] and report.ignored == ("conv5_3/bias", "conv5_3/kernel")
   assert report.notes == ("allow_missing pattern '^fc' matched nothing",)
 
@@ -516,8 +519,8 @@ def test_mis_shaped_parameters_always_fail(model_params, converted):
       "bias": np.zeros(256, np.float32)
   }
   with pytest.raises(ValueError) as info:
-    pretrained.load_trunk_into(odd, converted("vggface-mat"), allow_missing=".",
-                               allow_unexpected=".")
+    converted_weights.load_trunk_into(odd, converted("vggface-mat"), allow_missing=".",
+                                      allow_unexpected=".")
   assert "mis-shaped: conv5_3/kernel is [3,3,512,256] in the model but [3,3,512,512]" in str(
       info.value)
   assert "0 missing, 0 unexpected, 2 mis-shaped" in str(info.value)
@@ -527,7 +530,7 @@ def test_narrow_trunk_is_refused_with_an_explanation(converted):
   narrow = jax.eval_shape(VGG16(width_divisor=8).init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   with pytest.raises(ValueError,
                      match=r"narrow VGG16 \(width_divisor=8.*full-width.*width_divisor=1"):
-    pretrained.load_trunk_into({"trunk": narrow["params"]}, converted("vggface-mat"))
+    converted_weights.load_trunk_into({"trunk": narrow["params"]}, converted("vggface-mat"))
 
 
 def test_a_trained_narrow_trunk_round_trips_and_names_a_width_mismatch(tmp_path):
@@ -535,44 +538,46 @@ def test_a_trained_narrow_trunk_round_trips_and_names_a_width_mismatch(tmp_path)
   rng = np.random.default_rng(0)
   trunk = jax.tree.map(lambda s: rng.standard_normal(s.shape).astype(np.float32), trunk)
   source = {"format": "videmo-run", "file": "runs/x/checkpoints/5", "step": 5, "dataset": "synthemo/stills"}
-  out = pretrained.save_trained_trunk(tmp_path / "trunk", trunk, pretrained.IMAGENET_CONVENTION, source)
-  loaded, report = pretrained.load_trunk_into({"trunk": jax.tree.map(np.zeros_like, trunk)}, out)
+  out = converted_weights.save_trained_trunk(tmp_path / "trunk", trunk, IMAGENET_CONVENTION, source)
+  loaded, report = converted_weights.load_trunk_into({"trunk": jax.tree.map(np.zeros_like, trunk)}, out)
   jax.tree.map(np.testing.assert_array_equal, loaded["trunk"], trunk)
   assert "source: format videmo-run, file runs/x/checkpoints/5, step 5" in str(report)
-  assert pretrained.load_convention(out) == pretrained.IMAGENET_CONVENTION
+  assert converted_weights.load_convention(out) == IMAGENET_CONVENTION
   narrower = jax.eval_shape(VGG16(width_divisor=16).init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   with pytest.raises(ValueError, match=r"width_divisor=16 .*holds a trunk of width_divisor=8"):
-    pretrained.load_trunk_into({"trunk": narrower["params"]}, out)
+    converted_weights.load_trunk_into({"trunk": narrower["params"]}, out)
   trunk["conv1_1"]["bias"][0] = np.nan
   with pytest.raises(ValueError, match="conv1_1/bias hold NaN"):
-    pretrained.save_trained_trunk(tmp_path / "bad", trunk, pretrained.IMAGENET_CONVENTION, source)
+    converted_weights.save_trained_trunk(tmp_path / "bad", trunk, IMAGENET_CONVENTION, source)
 
 
 def test_bad_allow_pattern_is_refused(model_params, converted):
   with pytest.raises(ValueError, match=r"init.allow_missing: 'conv5_\*\[' is not a valid regular"):
-    pretrained.load_trunk_into(model_params, converted("vggface-mat"), allow_missing=["conv5_*["])
+    converted_weights.load_trunk_into(model_params, converted("vggface-mat"),
+                                      allow_missing=["conv5_*["])
 
 
 def test_params_without_a_trunk_or_a_bad_directory_are_refused(model_params, scratch, converted):
   with pytest.raises(ValueError, match="under 'trunk'.*variables\\['params'\\]"):
-    pretrained.load_trunk_into({"params": model_params}, converted("vggface-mat"))
-  with pytest.raises(weight_formats.WeightFileError, match="expected a converted weight directory"):
-    pretrained.load_trunk_into(model_params, scratch)
+    converted_weights.load_trunk_into({"params": model_params}, converted("vggface-mat"))
+  with pytest.raises(WeightFileError, match="expected a converted weight directory"):
+    converted_weights.load_trunk_into(model_params, scratch)
 
 
 def test_home_relative_paths_are_expanded(converted, monkeypatch):
   directory = converted("vggface-mat")
   monkeypatch.setenv("HOME", str(directory.parent))
-  assert pretrained.load_convention(f"~/{directory.name}") == pretrained.load_convention(directory)
+  home_relative = converted_weights.load_convention(f"~/{directory.name}")
+  assert home_relative == converted_weights.load_convention(directory)
 
 
 def test_edited_converted_directory_is_detected(converted, scratch):
   copy = Path(shutil.copytree(converted("vggface-mat"), scratch / "copy"))
-  meta = json.loads((copy / pretrained.METADATA_FILE).read_text())
+  meta = json.loads((copy / converted_weights.METADATA_FILE).read_text())
   meta["arrays"]["conv1_1/kernel"] = [3, 3, 3, 32]
-  (copy / pretrained.METADATA_FILE).write_text(json.dumps(meta))
-  with pytest.raises(weight_formats.WeightFileError, match="does not match"):
-    pretrained.load_converted(copy)
+  (copy / converted_weights.METADATA_FILE).write_text(json.dumps(meta))
+  with pytest.raises(WeightFileError, match="does not match"):
+    converted_weights.load_converted(copy)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -607,5 +612,5 @@ def test_input_convention_rejects_bad_values(kwargs, match):
 
 def test_convert_weights_is_a_videmo_command():
   assert COMMANDS["convert-weights"][0] == "videmo.convert"
-  assert set(weight_formats.formats()) == {"vggface-pth", "vggface-mat", "vggface-caffe",
+  assert set(formats.formats()) == {"vggface-pth", "vggface-mat", "vggface-caffe",
                                            "torchvision-vgg16", "torchvision-vgg16-features"}

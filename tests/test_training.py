@@ -178,12 +178,12 @@ def test_eval_over_padded_buckets_equals_eval_clip_by_clip(synthemo_tiny):
 def test_a_paper_config_trains_from_converted_vgg_face_weights(synthemo_tiny, tmp_path, capsys):
   import weight_writers
 
-  from videmo.models import pretrained
+  from videmo.weights import formats
 
   conv, _ = weight_writers.random_vgg16(seed=3)
   source = weight_writers.write_pth(tmp_path / "vgg_face_dag.pth", weight_writers.vggface_state_dict(conv, None))
   converted = tmp_path / "vgg_face"
-  pretrained.convert_weights("vggface-pth", source, converted)
+  formats.convert_weights("vggface-pth", source, converted)
   source.unlink()
 
   config = tiny.shrink(tiny.load("table1_sa2_reg1"), synthemo_tiny, steps=1)
@@ -259,7 +259,7 @@ def test_train_and_evaluate_on_tiny_learns_far_above_chance(synthemo_tiny, tmp_p
 @pytest.mark.slow
 def test_a_two_stage_config_pretrains_exports_and_fine_tunes_from_the_trunk(synthemo_tiny, tmp_path, capsys):
   """config.pretrain runs first in WORKDIR/pretrain; its trunk (WORKDIR/pretrain/trunk) starts stage 2."""
-  from videmo.models import pretrained
+  from videmo.weights import converted
 
   config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=2)
   stills = tiny.load("synthemo").pretrain
@@ -272,7 +272,7 @@ def test_a_two_stage_config_pretrains_exports_and_fine_tunes_from_the_trunk(synt
   assert "stage 1 of 2" in printed and "stage 2 of 2" in printed
 
   trunk_dir = tmp_path / "pretrain" / "trunk"
-  exported, convention, extras = pretrained.load_converted(trunk_dir)
+  exported, convention, extras = converted.load_converted(trunk_dir)
   assert extras["source"]["step"] == 3 and extras["source"]["dataset"] == "synthemo/tiny"
   assert convention == loop.IMAGENET_CONVENTION
   _, stage1 = final_params(tmp_path / "pretrain")

@@ -5,7 +5,7 @@
         --keep-fc --check face.jpg
 
 The directory holds params.npz (the trunk, optionally fc6-fc8) and metadata.json (the input
-convention and where the weights came from); see `videmo.models.pretrained`. Train with
+convention and where the weights came from); see `videmo.weights.converted`. Train with
 `--config.init.weights=weights/vggface`.
 
 `--check IMAGE` runs the whole network (trunk, pool5, fc6, fc7, fc8, softmax) on the image,
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from videmo.models import pretrained, weight_formats
 from videmo.models.input_convention import InputConvention
-from videmo.models.weight_formats import WeightFileError
+from videmo.weights import converted, formats
+from videmo.weights.common import WeightFileError
 
 
 def _path(text: str) -> Path:
@@ -36,7 +36,7 @@ def _path(text: str) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-  table = weight_formats.formats()
+  table = formats.formats()
   epilog = "formats:\n" + "\n".join(f"  {f.name:<27} {f.filename}\n  {'':<27} from {f.url}"
                                      for f in table.values())
   p = argparse.ArgumentParser(
@@ -114,10 +114,10 @@ def _read_names(path: Path, count: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
   want_fc = args.keep_fc or args.check is not None
-  pretrained.check_output_dir(args.output, args.force)
+  converted.check_output_dir(args.output, args.force)
   if args.check is not None and not args.check.is_file():
     raise WeightFileError(f"{args.check}: expected an image file for --check, not found")
-  source = pretrained.to_rgb(weight_formats.read(args.format, args.input, keep_fc=want_fc))
+  source = formats.to_rgb(formats.read(args.format, args.input, keep_fc=want_fc))
   n_params = sum(k.size + b.size for k, b in source.conv.values())
   print(f"read {source.path.name} as {source.format} ({source.container}): "
         f"{len(source.conv)} conv layers, {n_params:,} parameters"
@@ -125,14 +125,14 @@ def run(args: argparse.Namespace) -> int:
   for note in source.notes:
     if args.keep_fc or "dropped" not in note:
       print(f"  note: {note}")
-  out = pretrained.save_converted(args.output, source, keep_fc=args.keep_fc, overwrite=args.force)
-  print(f"wrote {out / pretrained.PARAMS_FILE} and {out / pretrained.METADATA_FILE}"
+  out = converted.save_converted(args.output, source, keep_fc=args.keep_fc, overwrite=args.force)
+  print(f"wrote {out / converted.PARAMS_FILE} and {out / converted.METADATA_FILE}"
         + (" (with fc6-fc8)" if args.keep_fc else " (trunk only; --keep-fc keeps fc6-fc8)"))
   print(f"input convention, stored with the weights: {source.convention.describe()}")
   print(f"use it with: --config.init.weights={out}")
   if args.check is not None:
     if args.keep_fc:  # check what was written, not what is in memory
-      trunk, convention, extras = pretrained.load_converted(out)
+      trunk, convention, extras = converted.load_converted(out)
       fc, names = extras["fc"], extras["class_names"]
     else:
       trunk, fc = _nested(source.conv), _nested(source.fc)

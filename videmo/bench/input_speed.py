@@ -20,8 +20,6 @@ from videmo.train import loop
 
 def pipeline_speed(config: ml_collections.ConfigDict, batches: int = 10) -> dict:
   """dict(batches_per_s, clips_per_s, frames_per_s, first_batch_s, ...), or dict(skipped=reason)."""
-  from videmo.data import pipeline
-
   if batches < 1:
     raise ValueError(f"pipeline batches must be >= 1, got {batches}")
   try:
@@ -29,10 +27,7 @@ def pipeline_speed(config: ml_collections.ConfigDict, batches: int = 10) -> dict
   except (FileNotFoundError, ValueError) as err:
     return dict(skipped=str(err).splitlines()[0])
   batch_size = config.batch_size // jax.process_count()
-  iterator = pipeline.train_batches(
-      train, batch_size=batch_size, num_frames=config.input.num_frames,
-      crop_size=config.input.crop_size, seed=config.seed, mirror=config.input.mirror,
-      vertical_flip=config.input.vertical_flip, workers=config.input.workers)
+  iterator = loop.train_batch_stream(config, train, batch_size)
   try:
     start = time.perf_counter()
     next(iterator)

@@ -59,9 +59,6 @@ class ClipCache:
   def path(self, key: str) -> Path:
     return self.directory / key[:2] / f"{key}.pkl"
 
-  def has(self, key: str) -> bool:
-    return self.path(key).is_file()
-
   def save(self, key: str, result: clip_processing.ClipResult) -> None:
     """Stores `result` atomically (temporary file in the same folder, then rename)."""
     path = self.path(key)

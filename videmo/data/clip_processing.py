@@ -20,11 +20,10 @@ import dataclasses
 import time
 
 from videmo.data import faces, schema, video_io
+# Clip outcomes: "ok" clips are written to the dataset; the others are only reported.
+from videmo.data.clip_status import EMPTY, NO_FACE, OK, UNREADABLE  # noqa: F401
 
 MISSING_FACE_POLICIES = ("skip", "reuse_last")
-
-# Clip outcomes. "ok" clips are written to the dataset; the others are only reported.
-OK, NO_FACE, EMPTY, UNREADABLE = "ok", "no_face", "empty", "unreadable"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-REPORT_NAME = "prepare_report.json"
+from videmo.data.prepare_report import REPORT_NAME
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -3,7 +3,7 @@
 Pre-trained weights only work with the normalisation they were trained with: VGG-Face wants
 RGB pixels in 0..255 minus a mean pixel, torchvision's ImageNet VGG16 wants RGB in 0..1 minus
 the ImageNet mean divided by its std. A converted weight directory stores its convention next
-to the parameters (see `videmo.models.pretrained`), and everything that feeds images to the
+to the parameters (see `videmo.weights.converted`), and everything that feeds images to the
 trunk (the input pipeline, `videmo predict`) takes the convention from there instead of
 hard-coding one, so weights cannot be paired with the wrong normalisation.
 

@@ -10,7 +10,7 @@ the uniform log p(c|S) = −log E and zero importance, with finite gradients: ma
   over real frames; p(c|S) = Σ_f p(c, f|S), p(f|S) = Σ_c p(c, f|S). In logs,
   log p(c|S) = lse_f(o_fc/τ) − lse_{f,c}(o_fc/τ): a softmax over classes of the pooled score
   s_c = τ·lse_f(o_fc/τ), which tends to max_f o_fc as τ → 0 and to mean_f o_fc + τ·log F as
-  τ → ∞ (`pooled_class_scores`); softmax pooling generalises max and average pooling.
+  τ → ∞ (tests/test_temporal.py checks both); softmax pooling generalises max and average pooling.
 * `average_pooling`: log_softmax of the mean frame score; p(f) uniform. Two model poolings use
   it: 'average' (the paper's VGG+AVG, trained frame by frame with eq. 7's loss, see
   videmo/train/losses.py) and 'mean_score' (the same prediction trained with the clip's
@@ -61,16 +61,6 @@ def _computable(mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
 def _uniform_where_empty(log_p_class: jnp.ndarray, has_frame: jnp.ndarray) -> jnp.ndarray:
   """log p(c|S) [B, E], the uniform −log E for clips without a real frame."""
   return jnp.where(has_frame[:, None], log_p_class, -jnp.log(log_p_class.shape[-1]))
-
-
-def pooled_class_scores(scores: jnp.ndarray, mask: jnp.ndarray, temperature: float = 1.0) -> jnp.ndarray:
-  """Softmax pooling's class scores s_c = τ·logsumexp_f(o_fc/τ) over real frames: [B, F, E] -> [B, E]."""
-  mask = check_mask(scores, mask)
-  if temperature <= 0:
-    raise ValueError(f"temperature must be > 0, got {temperature}")
-  _, computable = _computable(mask)
-  z = _masked(at_least_float32(scores) / temperature, computable, -jnp.inf)
-  return temperature * jax.nn.logsumexp(z, axis=1)
 
 
 def softmax_pooling(scores: jnp.ndarray, mask: jnp.ndarray,

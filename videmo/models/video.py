@@ -22,6 +22,7 @@ Parameters: `trunk/conv1_1 ... conv5_3`, `spatial/...`, `classifier/...`, `tempo
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import chex
@@ -36,36 +37,24 @@ from videmo.models.vgg import VGG16, VGG16_STRIDE
 
 SPATIALS: tuple[str, ...] = ("attention", "shift", "average")
 
-# Every field a model config may set, with its default (the paper's VGG16 + TP + SA(2)).
-MODEL_DEFAULTS: dict[str, Any] = dict(
-    num_classes=7,            # E
-    trunk_width_divisor=1,    # 1 = VGG16; 8 = the narrow trunk of tests and the demo
-    spatial="attention",      # one of SPATIALS
-    num_heads=2,              # N
-    attention_hidden=64,      # U
-    temporal="softmax",       # one of temporal.POOLINGS
-    temperature=1.0,          # τ of softmax pooling
-    lstm_hidden=512,          # LSTM state size (temporal='lstm')
-    dtype="float32",          # computation dtype (precision.DTYPES); parameters stay float32
-    remat=False,              # recompute the trunk in the backward pass (saves memory)
-    dropout_rate=0.0,         # dropout on the frame features V in training (the paper uses none)
-)
-
-
 class VideoEmotionNet(nn.Module):
-  """VGG16 trunk + spatial aggregation + per-frame classifier + temporal pooling. See module doc."""
+  """VGG16 trunk + spatial aggregation + per-frame classifier + temporal pooling. See module doc.
 
-  num_classes: int = 7
-  trunk_width_divisor: int = 1
-  spatial: str = "attention"
-  num_heads: int = 2
-  attention_hidden: int = 64
-  temporal: str = "softmax"
-  temperature: float = 1.0
-  lstm_hidden: int = 512
-  dtype: Any = jnp.float32
-  remat: bool = False
-  dropout_rate: float = 0.0
+  Its fields are the model config's (`MODEL_DEFAULTS`, derived from them); the defaults are the
+  paper's VGG16 + TP + SA(2).
+  """
+
+  num_classes: int = 7            # E
+  trunk_width_divisor: int = 1    # 1 = VGG16; 8 = the narrow trunk of tests and the demo
+  spatial: str = "attention"      # one of SPATIALS
+  num_heads: int = 2              # N
+  attention_hidden: int = 64      # U
+  temporal: str = "softmax"       # one of temporal.POOLINGS
+  temperature: float = 1.0        # τ of softmax pooling
+  lstm_hidden: int = 512          # LSTM state size (temporal='lstm')
+  dtype: Any = jnp.float32        # computation dtype (precision.DTYPES); parameters stay float32
+  remat: bool = False             # recompute the trunk in the backward pass (saves memory)
+  dropout_rate: float = 0.0       # dropout on the frame features V in training (the paper uses none)
 
   @nn.compact
   def __call__(self, frames: jnp.ndarray, mask: jnp.ndarray | None = None,
@@ -123,6 +112,18 @@ class VideoEmotionNet(nn.Module):
     if self.spatial == "average":
       return spatial_lib.SpatialAverage(name="spatial")
     raise ValueError(f"spatial must be one of {SPATIALS}, got {self.spatial!r}")
+
+
+def _config_defaults() -> dict[str, Any]:
+  """VideoEmotionNet's fields and defaults as a model config (dtype by name, e.g. 'float32')."""
+  names = {value: name for name, value in DTYPES.items()}
+  defaults = {f.name: f.default for f in dataclasses.fields(VideoEmotionNet) if f.name not in ("parent", "name")}
+  defaults["dtype"] = names[defaults["dtype"]]
+  return defaults
+
+
+# Every field a model config may set, with its default.
+MODEL_DEFAULTS: dict[str, Any] = _config_defaults()
 
 
 def check_model_config(config: Mapping[str, Any]) -> dict[str, Any]:

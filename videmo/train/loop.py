@@ -72,6 +72,16 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]
   return train, evaluation, class_names
 
 
+def train_batch_stream(config: ml_collections.ConfigDict, source: Any, batch_size: int, start_step: int = 0):
+  """This process's training batches from global step `start_step` on, as `config.input` says
+  (pipeline.train_batches; `batch_size` is the per-process batch)."""
+  return pipeline.train_batches(
+      source, batch_size=batch_size, num_frames=config.input.num_frames, crop_size=config.input.crop_size,
+      seed=config.seed, start_step=start_step, mirror=config.input.mirror,
+      vertical_flip=config.input.vertical_flip, workers=config.input.workers,
+      process_index=jax.process_index(), process_count=jax.process_count())
+
+
 def derived_numbers(config: ml_collections.ConfigDict, num_train_clips: int) -> dict[str, int]:
   """Steps per epoch and total steps (config.num_train_steps > 0 overrides the epochs)."""
   steps_per_epoch = max(1, num_train_clips // config.batch_size)
@@ -86,9 +96,9 @@ def load_convention(config: ml_collections.ConfigDict) -> InputConvention:
   scratch, unit-scale inputs (ImageNet's mean and std: VGG-Face's 0..255 range would make a
   freshly initialised 13-layer ReLU stack blow up)."""
   if config.init.weights:
-    from videmo.models import pretrained
+    from videmo.weights import converted
 
-    return pretrained.load_convention(config.init.weights)
+    return converted.load_convention(config.init.weights)
   return IMAGENET_CONVENTION
 
 
@@ -98,9 +108,9 @@ def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_e
   dummy = jnp.zeros((1, num_frames, crop_size, crop_size, 3), jnp.float32)
   load = None
   if config.init.weights:
-    from videmo.models import pretrained
+    from videmo.weights import converted
 
-    load = functools.partial(pretrained.load_trunk_into, converted_dir=config.init.weights,
+    load = functools.partial(converted.load_trunk_into, converted_dir=config.init.weights,
                              allow_missing=tuple(config.init.allow_missing),
                              allow_unexpected=tuple(config.init.allow_unexpected))
     # Names and shapes are checked against the parameter shapes before init is compiled (seconds).
@@ -225,12 +235,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   if start == 0:
     writer.write_hparams({k: str(v) for k, v in config.to_dict().items()})
 
-  batches = pipeline.train_batches(
-      train_source, batch_size=local_batch, num_frames=config.input.num_frames,
-      crop_size=config.input.crop_size, seed=config.seed, start_step=start,
-      mirror=config.input.mirror, vertical_flip=config.input.vertical_flip,
-      workers=config.input.workers, process_index=jax.process_index(),
-      process_count=jax.process_count())
+  batches = train_batch_stream(config, train_source, local_batch, start)
   rng = jax.random.key(config.seed + 7)
   total = numbers["total_steps"]
   pending, history = None, []

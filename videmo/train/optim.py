@@ -92,17 +92,6 @@ def sgdr_schedule(total_steps: int, cycle_steps: int, multiplier: float = 1.0,
   return optax.sgdr_schedule(cycles)
 
 
-def restart_steps(total_steps: int, cycle_steps: int, multiplier: float = 1.0) -> list[int]:
-  """The steps at which SGDR restarts (the start of every cycle after the first)."""
-  starts, at, length = [], 0, float(cycle_steps)
-  while True:
-    at += max(1, int(round(length)))
-    if at >= total_steps:
-      return starts
-    starts.append(at)
-    length *= multiplier
-
-
 def make_optimizer(params: Any, optim_config: Mapping[str, Any], total_steps: int,
                    steps_per_epoch: int) -> tuple[optax.GradientTransformation, Any, Schedule]:
   """(optimizer, group labels, unit schedule) for the config's `optim` block.

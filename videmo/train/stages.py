@@ -13,7 +13,7 @@ The paper fine-tunes a trunk pre-trained on face images (VGG-Face). Where no suc
      trained trunk to W/pretrain/trunk in the format of `videmo convert-weights`
      (params.npz + metadata.json with the input convention);
   2. trains config itself in W with config.init.weights = W/pretrain/trunk, which loads the
-     trunk strictly (`videmo.models.pretrained.load_trunk_into`) and takes its input convention.
+     trunk strictly (`videmo.weights.converted.load_trunk_into`) and takes its input convention.
 
 Killed in stage 1, the same command resumes stage 1; killed in stage 2, it resumes stage 2.
 Any run with export_trunk=True leaves WORKDIR/trunk for `--config.init.weights` of another run.
@@ -31,8 +31,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from videmo.models import pretrained
 from videmo.models.input_convention import InputConvention
+from videmo.weights import converted
 
 PRETRAIN_DIR = "pretrain"  # stage 1's work directory, inside stage 2's
 TRUNK_DIR = "trunk"        # where a run with export_trunk=True writes its trunk
@@ -46,8 +46,8 @@ def export_trunk(params: Mapping[str, Any], convention: InputConvention, config:
     trunk = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params["trunk"])
     source = dict(format="videmo-run", file=str(Path(workdir) / "checkpoints" / str(step)), step=step,
                   dataset=config.dataset)
-    pretrained.save_trained_trunk(out, trunk, convention, source, image_size=config.input.crop_size,
-                                  overwrite=True)
+    converted.save_trained_trunk(out, trunk, convention, source, image_size=config.input.crop_size,
+                                 overwrite=True)
   multihost_utils.sync_global_devices("videmo export_trunk")
   print(f"trained trunk written to {out} (start another run from it with --config.init.weights={out})")
   return out
@@ -67,7 +67,7 @@ def with_pretrained_trunk(config: ml_collections.ConfigDict, workdir: str | os.P
   """
   stage_dir = Path(workdir) / PRETRAIN_DIR
   trunk_dir = stage_dir / TRUNK_DIR
-  if (trunk_dir / pretrained.METADATA_FILE).is_file():
+  if (trunk_dir / converted.METADATA_FILE).is_file():
     print(f"pre-trained trunk: {trunk_dir} (stage 1 is done; delete that folder to run it again)")
   else:
     stage = copy.deepcopy(config.pretrain)

@@ -1,8 +1,8 @@
-"""Pre-trained VGG16 trunks: convert published weights, store them with their input convention,
-and load them into a model strictly.
+"""The converted-weight directory: a VGG16 trunk stored with its input convention, written,
+read back and loaded into a model strictly.
 
 The paper's trunk is VGG16 pre-trained on VGG-Face (Sec. 3.1). The weights are published by
-others in several formats (see `videmo.models.weight_formats` for how each is read, and
+others in several formats (see `videmo.weights.formats` for how each is read, and
 docs/pretrained.md for where to download them); `videmo convert-weights` turns any of them into
 one directory that carries both the parameters and the input normalisation they need:
 
@@ -17,8 +17,9 @@ one directory that carries both the parameters and the input normalisation they 
                       "arrays": {name: shape}, "fc_kept", "class_names", "image_size", "notes"}
 
 Every converted trunk takes RGB input: a BGR-trained first layer (Caffe) has its input channels
-reversed, and its mean/std with them. Whoever feeds images to the trunk reads the convention
-from the directory (`load_convention`), so weights and normalisation cannot be mismatched.
+reversed, and its mean/std with them (`videmo.weights.formats.to_rgb`; `save_converted` refuses
+anything else). Whoever feeds images to the trunk reads the convention from the directory
+(`load_convention`), so weights and normalisation cannot be mismatched.
 
 Loading is strict: `load_trunk_into` replaces `params['trunk']` with the converted arrays and
 fails, one line per problem, on any missing, unexpected or mis-shaped parameter unless the
@@ -34,6 +35,9 @@ and passes those three fields to `load_trunk_into`, then prints the returned rep
 A trunk trained by videmo itself is written in the same format by `save_trained_trunk` (a run
 with `config.export_trunk=True` leaves it in WORKDIR/trunk; `config.pretrain` chains such a run
 before another): metadata 'source' then names the run and step instead of a published file.
+
+Reading a directory (`load_metadata`, `load_convention`, `load_converted`) needs numpy only;
+flax and jax are imported by the functions that handle a model's parameters.
 """
 
 from __future__ import annotations
@@ -48,11 +52,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from videmo.models import weight_formats
-from videmo.models.vgg import VGG16_BLOCKS
-from videmo.models.input_convention import (  # noqa: F401 -- re-exported for callers
-    IMAGENET_CONVENTION, VGGFACE_CONVENTION, InputConvention)
-from videmo.models.weight_formats import FC_NAMES, SourceWeights, WeightFileError
+from videmo.models.input_convention import InputConvention
+from videmo.weights.common import FC_NAMES, SourceWeights, WeightFileError, shape_str
 
 PARAMS_FILE = "params.npz"
 METADATA_FILE = "metadata.json"
@@ -92,38 +93,7 @@ class LoadReport:
 
 
 # ------------------------------------------------------------------------------------------------
-# Converting
-
-
-def to_rgb(source: SourceWeights) -> SourceWeights:
-  """The same network taking RGB input: for a BGR source, conv1_1's input channels are reversed.
-
-  conv1_1 kernel [3, 3, 3, 64]: axis 2 indexes the input channel, so reversing it makes the
-  layer compute on RGB pixels exactly what it computed on BGR ones; mean/std are reordered too.
-  """
-  if source.convention.channel_order == "RGB":
-    return source
-  conv = dict(source.conv)
-  kernel, bias = conv["conv1_1"]
-  conv["conv1_1"] = (np.ascontiguousarray(kernel[:, :, ::-1, :]), bias)
-  return dataclasses.replace(
-      source,
-      conv=conv,
-      convention=source.convention.as_rgb(),
-      notes=source.notes +
-      [f"first layer converted from {source.convention.channel_order} to RGB input"])
-
-
-def convert_weights(format_name: str, input_path: str | Path, output_dir: str | Path,
-                    keep_fc: bool = False, overwrite: bool = False) -> SourceWeights:
-  """Read a published weight file, make it RGB, write DIR/params.npz + DIR/metadata.json.
-
-  Returns the (RGB) weights that were written. Raises WeightFileError (one line) on any problem.
-  """
-  check_output_dir(output_dir, overwrite)
-  source = to_rgb(weight_formats.read(format_name, input_path, keep_fc=keep_fc))
-  save_converted(output_dir, source, keep_fc=keep_fc, overwrite=overwrite)
-  return source
+# Writing
 
 
 def save_converted(output_dir: str | Path, source: SourceWeights, keep_fc: bool = False,
@@ -162,9 +132,14 @@ def save_trained_trunk(output_dir: str | Path, trunk: Mapping[str, Any], convent
   source: where it came from, stored as metadata 'source' (e.g. {'format': 'videmo-run',
     'file': 'WORKDIR/checkpoints/800', 'step': 800, 'dataset': 'synthemo/stills'}).
   """
+  from flax import traverse_util  # deferred: reading converted weights needs only numpy
+
   if convention.channel_order != "RGB":
     raise ValueError("save_trained_trunk expects a trunk with RGB input")
-  arrays = {name: np.asarray(value) for name, value in _flatten(trunk).items()}
+  arrays = {
+      name: np.asarray(value)
+      for name, value in traverse_util.flatten_dict(dict(trunk), sep="/").items()
+  }
   bad = sorted(n for n, a in arrays.items() if not np.all(np.isfinite(a)))
   if bad:
     raise ValueError(f"cannot save the trunk to {output_dir}: {', '.join(bad[:3])} hold NaN or inf")
@@ -293,28 +268,6 @@ def load_converted(converted_dir: str | Path) -> tuple[Nested, InputConvention, 
 # Strict loading into a model
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, name + "/"))
-    else:
-      flat[name] = value
-  return flat
-
-
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for name, value in flat.items():
-    node = tree
-    *parents, leaf = name.split("/")
-    for p in parents:
-      node = node.setdefault(p, {})
-    node[leaf] = value
-  return tree
-
-
 def _patterns(patterns: Iterable[str] | str | None, field: str) -> tuple[str, ...]:
   """Regular expressions from a config field: one string or a sequence of them; checked."""
   if patterns is None:
@@ -336,10 +289,6 @@ def _matches(name: str, patterns: tuple[str, ...]) -> str | None:
     if re.search(p, name):
       return p
   return None
-
-
-def _shape(shape: Iterable[int]) -> str:
-  return "[" + ",".join(str(d) for d in shape) + "]"
 
 
 def load_trunk_into(params: Mapping[str, Any],
@@ -368,6 +317,10 @@ def load_trunk_into(params: Mapping[str, Any],
     mis-shaped one (never allowed); a narrow trunk (width_divisor > 1) gets its own explanation.
     WeightFileError when the directory is not a valid converted directory.
   """
+  from flax import traverse_util  # deferred: reading converted weights needs only numpy
+
+  from videmo.models.vgg import VGG16_BLOCKS
+
   if hasattr(params, "unfreeze"):
     params = params.unfreeze()
   if not isinstance(params, Mapping) or trunk_key not in params:
@@ -376,8 +329,8 @@ def load_trunk_into(params: Mapping[str, Any],
         f"expected the model's params with the VGG16 trunk under {trunk_key!r}; found keys "
         f"{keys} (pass variables['params'], not the whole variables dict)")
   trunk_file, convention, extras = load_converted(converted_dir)
-  model = _flatten(params[trunk_key])
-  file = _flatten(trunk_file)
+  model = traverse_util.flatten_dict(params[trunk_key], sep="/")
+  file = traverse_util.flatten_dict(trunk_file, sep="/")
   allow_missing = _patterns(allow_missing, "allow_missing")
   allow_unexpected = _patterns(allow_unexpected, "allow_unexpected")
   where = f"{converted_dir}"
@@ -392,35 +345,37 @@ def load_trunk_into(params: Mapping[str, Any],
     if len(m) == 4 and m[:3] == f[:3] and f[3] < full and full % m[3] == 0 and full % f[3] == 0:
       raise ValueError(
           f"params[{trunk_key!r}] is a VGG16 of width_divisor={full // m[3]} (conv1_1/kernel is "
-          f"{_shape(m)}), but {where} holds a trunk of width_divisor={full // f[3]} ({_shape(f)}, "
-          f"e.g. exported by a narrower or wider videmo run); build the model with "
-          f"trunk_width_divisor={full // f[3]} or drop init.weights")
+          f"{shape_str(m)}), but {where} holds a trunk of width_divisor={full // f[3]} "
+          f"({shape_str(f)}, e.g. exported by a narrower or wider videmo run); build the model "
+          f"with trunk_width_divisor={full // f[3]} or drop init.weights")
     if len(m) == 4 and m[:3] == f[:3] and m[3] < f[3] and f[3] % m[3] == 0:
       raise ValueError(
           f"params[{trunk_key!r}] is a narrow VGG16 (width_divisor={f[3] // m[3]}: conv1_1/kernel "
-          f"is {_shape(m)}), but {where} holds full-width VGG16 weights ({_shape(f)}); pre-trained "
-          f"weights only fit a trunk with width_divisor=1 -- build the model with a full-width "
-          f"trunk or drop init.weights")
+          f"is {shape_str(m)}), but {where} holds full-width VGG16 weights ({shape_str(f)}); "
+          f"pre-trained weights only fit a trunk with width_divisor=1 -- build the model with a "
+          f"full-width trunk or drop init.weights")
 
   problems = []
   kept, ignored, used = [], [], set()
   for n in missing:
     p = _matches(n, allow_missing)
     if p is None:
-      problems.append(f"missing: {n} {_shape(model[n].shape)} is in the model but not in {where}")
+      problems.append(
+          f"missing: {n} {shape_str(model[n].shape)} is in the model but not in {where}")
     else:
       kept.append(n)
       used.add(("allow_missing", p))
   for n in unexpected:
     p = _matches(n, allow_unexpected)
     if p is None:
-      problems.append(f"unexpected: {n} {_shape(file[n].shape)} is in {where} but not in the model")
+      problems.append(
+          f"unexpected: {n} {shape_str(file[n].shape)} is in {where} but not in the model")
     else:
       ignored.append(n)
       used.add(("allow_unexpected", p))
   for n in misshaped:
-    problems.append(f"mis-shaped: {n} is {_shape(model[n].shape)} in the model but "
-                    f"{_shape(file[n].shape)} in {where}")
+    problems.append(f"mis-shaped: {n} is {shape_str(model[n].shape)} in the model but "
+                    f"{shape_str(file[n].shape)} in {where}")
   if problems:
     counts = (f"{sum(p.startswith('missing') for p in problems)} missing, "
               f"{sum(p.startswith('unexpected') for p in problems)} unexpected, "
@@ -441,7 +396,7 @@ def load_trunk_into(params: Mapping[str, Any],
   for kind, patterns in (("allow_missing", allow_missing), ("allow_unexpected", allow_unexpected)):
     notes += [f"{kind} pattern {p!r} matched nothing" for p in patterns if (kind, p) not in used]
   new_params = dict(params)
-  new_params[trunk_key] = _unflatten(new_flat)
+  new_params[trunk_key] = traverse_util.unflatten_dict(new_flat, sep="/")
   report = LoadReport(directory=str(converted_dir),
                       trunk_key=trunk_key,
                       source=extras["source"],

@@ -1,4 +1,4 @@
-"""Videos made from a still photograph that moves, scales and turns: test and benchmark input.
+"""Videos made from a still photograph that moves, scales and turns: test and benchmark input (tests/ and benchmarks/).
 
 Real face videos cannot ship with the code, but preparation must be tested and timed on real
 faces: `photo_clip` pastes a photograph (e.g. `skimage.data.astronaut()`, 512x512, one face
