@@ -35,6 +35,7 @@ from videmo.models import video
 from videmo.models.input_convention import InputConvention
 from videmo.models.vgg import VGG16_STRIDE
 from videmo.predict import faces_input, record, workdir as workdir_lib
+from videmo.train import run_dir
 
 
 def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
@@ -66,7 +67,7 @@ class Predictor:
     params, step = load_params(run, model)
     if num_frames is None:
       num_frames = int(run.config.input.eval_num_frames)
-    step_dir = run.workdir / "checkpoints" / str(step)
+    step_dir = run_dir.step_dir(run.workdir, step)
     self._setup(model, params, run.convention, run.class_names, run.clip_options, run.crop_size,
                 num_frames=num_frames, batch_frames=batch_frames, checkpoint=os.fspath(step_dir), step=step)
 

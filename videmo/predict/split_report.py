@@ -88,12 +88,13 @@ def write_eval_report(out_dir: str | os.PathLike, evaluation: Any, max_clips: in
   import jax
 
   from videmo.predict import workdir as workdir_lib
+  from videmo.train import run_dir
 
   exp, config, step = evaluation.exp, evaluation.exp.config, evaluation.step
   _, clip_options = workdir_lib.dataset_facts(config, evaluation.workdir)
   predictor = predictor_lib.Predictor.from_parts(
       exp.model, jax.device_put(evaluation.params, jax.devices()[0]), exp.convention, exp.class_names,
-      clip_options, config.input.crop_size, checkpoint=str(evaluation.workdir / "checkpoints" / str(step)), step=step)
+      clip_options, config.input.crop_size, checkpoint=str(run_dir.step_dir(evaluation.workdir, step)), step=step)
   return write_split_report(Path(out_dir).expanduser(), predictor, exp.eval_source, evaluation.result,
                             exp.class_names, config, title=f"{config.dataset} {config.eval_split}, step {step}",
                             max_clips=max_clips)

@@ -28,9 +28,8 @@ import ml_collections
 
 from videmo.data import clip_processing, faces
 from videmo.models.input_convention import InputConvention
-from videmo.train.checkpoint import split_checkpoint_path
+from videmo.train import run_dir
 
-CONFIG_FILE = "config.json"  # written by videmo.train.loop.train_and_evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,29 +63,19 @@ def locate(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
   path = Path(checkpoint).expanduser().absolute()
   if not path.exists():
     raise FileNotFoundError(f"--checkpoint {path} does not exist")
-  workdir, step = split_checkpoint_path(path)
+  workdir, step = run_dir.split_checkpoint_path(path)
   if step is not None:
     return workdir, path
-  if path.name == "checkpoints" and (path.parent / CONFIG_FILE).exists():
+  if path.name == run_dir.CHECKPOINTS_DIR and (path.parent / run_dir.CONFIG_FILE).exists():
     return path.parent, path.parent
   return path, path
 
 
 def open_run(checkpoint: str | os.PathLike) -> TrainedRun:
   """Read a work directory (see the module docstring); errors name the missing file."""
-  from videmo.train.loop import CONVENTION_FILE
-
   workdir, target = locate(checkpoint)
-  for name in (CONFIG_FILE, CONVENTION_FILE):
-    if not (workdir / name).is_file():
-      raise FileNotFoundError(f"--checkpoint {checkpoint}: {workdir / name} is missing; "
-                              f"is {workdir} a videmo work directory (written by `videmo train`)?")
-  try:
-    config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
-    convention = InputConvention.from_dict(json.loads((workdir / CONVENTION_FILE).read_text()))
-  except (json.JSONDecodeError, ValueError, TypeError) as err:
-    raise ValueError(f"--checkpoint {checkpoint}: cannot read {workdir / CONFIG_FILE} or "
-                     f"{workdir / CONVENTION_FILE}: {err}") from None
+  config = run_dir.read_config(workdir, checkpoint)
+  convention = run_dir.read_convention(workdir, checkpoint)
   class_names, options = dataset_facts(config, workdir)
   return TrainedRun(workdir, target, config, convention, class_names, options)
 
@@ -100,7 +89,7 @@ def dataset_facts(config: ml_collections.ConfigDict,
   try:
     builder = prepare.load_builder(config.dataset, data_dir)
   except Exception as err:  # noqa: BLE001  TFDS raises many kinds for a dataset it cannot make
-    raise ValueError(f"{workdir / CONFIG_FILE}: dataset {config.dataset!r} is not one videmo can describe "
+    raise ValueError(f"{workdir / run_dir.CONFIG_FILE}: dataset {config.dataset!r} is not one videmo can describe "
                      f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
   builder_config = builder.builder_config
   if hasattr(builder_config, "clip_options"):  # afew, video_folder: dlib-aligned faces
@@ -115,16 +104,16 @@ def dataset_facts(config: ml_collections.ConfigDict,
   if not names:
     raise ValueError(f"cannot tell the class names of {config.dataset!r}: it is not built in {data_dir} and "
                      f"{workdir} has no metrics.json or eval_*.json; build the dataset there or set "
-                     f"data_dir in {workdir / CONFIG_FILE}")
+                     f"data_dir in {workdir / run_dir.CONFIG_FILE}")
   expected = config.model.get("num_classes")
   if expected is not None and expected != len(names):
-    raise ValueError(f"{workdir / CONFIG_FILE}: model.num_classes is {expected} but {config.dataset!r} "
+    raise ValueError(f"{workdir / run_dir.CONFIG_FILE}: model.num_classes is {expected} but {config.dataset!r} "
                      f"has {len(names)} classes {list(names)}")
   return names, options
 
 
 def _names_from_metrics(workdir: Path) -> tuple[str, ...]:
-  for path in [workdir / "metrics.json", *sorted(workdir.glob("eval_*.json"))]:
+  for path in [workdir / f"{run_dir.METRICS_NAME}.json", *sorted(workdir.glob("eval_*.json"))]:
     try:
       classes = json.loads(path.read_text()).get("classes")
     except (OSError, ValueError, AttributeError):

@@ -16,6 +16,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from videmo.train import run_dir
+
 
 class Checkpoints:
   """Save and restore `TrainState`s in a work directory.
@@ -26,7 +28,7 @@ class Checkpoints:
   """
 
   def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3):
-    self.directory = Path(workdir).absolute() / "checkpoints"
+    self.directory = run_dir.checkpoints_dir(workdir)
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -77,20 +79,12 @@ def restore_target(model: Any, optim_config: Any, crop_size: int, sharding: jax.
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), target)
 
 
-def split_checkpoint_path(path: str | os.PathLike) -> tuple[Path, int | None]:
-  """(work directory, step) of a step folder `WORKDIR/checkpoints/<step>`; (path, None) otherwise."""
-  path = Path(path).expanduser().absolute()
-  if path.name.isdigit() and path.parent.name == "checkpoints":
-    return path.parent.parent, int(path.name)
-  return path, None
-
-
 def restore_params(path: str | os.PathLike, target_state: Any) -> tuple[Any, int]:
   """(state, step) from a work directory (latest step) or a step folder `.../checkpoints/<step>`."""
   path = Path(path).absolute()
   if not path.exists():
     raise FileNotFoundError(f"--checkpoint {path} does not exist")
-  workdir, step = split_checkpoint_path(path)
+  workdir, step = run_dir.split_checkpoint_path(path)
   checkpoints = Checkpoints(workdir)
   try:
     step = checkpoints.latest_step() if step is None else step

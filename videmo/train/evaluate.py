@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
 from videmo import parallel
-from videmo.models.input_convention import InputConvention
 from videmo.train import checkpoint as checkpoint_lib
-from videmo.train import loop, scoring
+from videmo.train import loop, run_dir, scoring
 
 
 @dataclasses.dataclass
@@ -38,11 +36,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str) -> C
   (videmo/predict/split_report.py).
   """
   path = Path(checkpoint).expanduser().absolute()
-  workdir, _ = checkpoint_lib.split_checkpoint_path(path)
-  convention_file = workdir / loop.CONVENTION_FILE
-  if not convention_file.exists():
-    raise FileNotFoundError(f"--checkpoint {path}: {convention_file} is missing; is this a videmo work directory?")
-  convention = InputConvention.from_dict(json.loads(convention_file.read_text()))
+  workdir, _ = run_dir.split_checkpoint_path(path)
+  convention = run_dir.read_convention(workdir, path)
   with config.unlocked():
     config.init.weights = ""  # the checkpoint holds the whole model
     config.init.pretrained_required = False

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 import time
@@ -38,12 +37,11 @@ from videmo.data import pipeline
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
-from videmo.train import optim, scoring, stages, steps, writers
+from videmo.train import optim, run_dir, scoring, stages, steps, writers
 from videmo.train.config_check import check_config
 
 log = logging.getLogger("videmo.train")
 
-CONVENTION_FILE = "input_convention.json"  # the trunk's input normalisation, next to the checkpoints
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -217,8 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   log.info("derived: %s; input convention: %s", numbers, exp.convention.describe())
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / CONVENTION_FILE).write_text(json.dumps(exp.convention.to_dict()))
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    run_dir.write_run_files(workdir, config, exp.convention)
 
   state, optimizer, _, schedule = init_state(config, exp.model, mesh, config.input.num_frames,
                                              config.input.crop_size, numbers["steps_per_epoch"],

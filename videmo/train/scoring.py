@@ -26,6 +26,7 @@ from jax.experimental import multihost_utils
 from videmo import parallel
 from videmo.data import clip_list, pipeline
 from videmo.train import metrics as metrics_lib
+from videmo.train import run_dir
 
 
 @dataclasses.dataclass
@@ -111,7 +112,7 @@ def _jsonable(metrics: dict, class_names: list[str]) -> dict:
   return out
 
 
-def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = "metrics") -> dict:
+def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = run_dir.METRICS_NAME) -> dict:
   """NAME.json and NAME_confusion.png ('confusion.png' for the final metrics) in `workdir`.
 
   The record: step, dataset, split, classes, loss, the headline policy, the frames used, whether
@@ -131,7 +132,7 @@ def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = "
     (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))
     headline = evaluation["metrics"][config.no_face_policy]
     metrics_lib.plot_confusion(headline["confusion"], class_names,
-                               workdir / ("confusion.png" if name == "metrics" else f"{name}_confusion.png"),
+                               workdir / ("confusion.png" if name == run_dir.METRICS_NAME else f"{name}_confusion.png"),
                                title=f"{config.dataset} {config.eval_split}, step {step}: "
                                      f"{metrics_lib.summary_line(headline)}")
   return record

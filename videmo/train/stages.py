@@ -32,10 +32,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from videmo.models.input_convention import InputConvention
+from videmo.train import run_dir
 from videmo.weights import converted
 
-PRETRAIN_DIR = "pretrain"  # stage 1's work directory, inside stage 2's
-TRUNK_DIR = "trunk"        # where a run with export_trunk=True writes its trunk
+PRETRAIN_DIR = run_dir.PRETRAIN_DIR  # stage 1's work directory, inside stage 2's
+TRUNK_DIR = run_dir.TRUNK_DIR        # where a run with export_trunk=True writes its trunk
 
 
 def export_trunk(params: Mapping[str, Any], convention: InputConvention, config: ml_collections.ConfigDict,
@@ -44,7 +45,7 @@ def export_trunk(params: Mapping[str, Any], convention: InputConvention, config:
   out = Path(workdir) / TRUNK_DIR
   if jax.process_index() == 0:
     trunk = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params["trunk"])
-    source = dict(format="videmo-run", file=str(Path(workdir) / "checkpoints" / str(step)), step=step,
+    source = dict(format="videmo-run", file=str(run_dir.step_dir(workdir, step)), step=step,
                   dataset=config.dataset)
     converted.save_trained_trunk(out, trunk, convention, source, image_size=config.input.crop_size,
                                  overwrite=True)
