@@ -55,30 +55,24 @@ def write_run_files(workdir: str | os.PathLike, config: ml_collections.ConfigDic
   (workdir / CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
 
 
-def _missing(workdir: Path, name: str, asked: str | os.PathLike) -> FileNotFoundError:
-  return FileNotFoundError(f"--checkpoint {asked}: {workdir / name} is missing; is {workdir} a videmo "
-                           f"work directory (written by `videmo train`)?")
+def _read(workdir: str | os.PathLike, name: str, asked: str | os.PathLike | None, parse):
+  """parse(the JSON of WORKDIR/name); one-line errors name the file (`asked`: what the user gave)."""
+  workdir = Path(workdir)
+  path = workdir / name
+  if not path.is_file():
+    raise FileNotFoundError(f"--checkpoint {asked or workdir}: {path} is missing; is {workdir} a videmo "
+                            f"work directory (written by `videmo train`)?")
+  try:
+    return parse(json.loads(path.read_text()))
+  except (json.JSONDecodeError, ValueError, TypeError) as err:
+    raise ValueError(f"--checkpoint {asked or workdir}: cannot read {path}: {err}") from None
 
 
 def read_convention(workdir: str | os.PathLike, asked: str | os.PathLike | None = None) -> InputConvention:
-  """The run's input convention; one-line errors name the file (`asked`: what the user gave)."""
-  workdir = Path(workdir)
-  path = workdir / CONVENTION_FILE
-  if not path.is_file():
-    raise _missing(workdir, CONVENTION_FILE, asked or workdir)
-  try:
-    return InputConvention.from_dict(json.loads(path.read_text()))
-  except (json.JSONDecodeError, ValueError, TypeError) as err:
-    raise ValueError(f"--checkpoint {asked or workdir}: cannot read {path}: {err}") from None
+  """The run's input convention (WORKDIR/input_convention.json)."""
+  return _read(workdir, CONVENTION_FILE, asked, InputConvention.from_dict)
 
 
 def read_config(workdir: str | os.PathLike, asked: str | os.PathLike | None = None) -> ml_collections.ConfigDict:
-  """The run's config (WORKDIR/config.json); one-line errors name the file."""
-  workdir = Path(workdir)
-  path = workdir / CONFIG_FILE
-  if not path.is_file():
-    raise _missing(workdir, CONFIG_FILE, asked or workdir)
-  try:
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
-  except (json.JSONDecodeError, ValueError, TypeError) as err:
-    raise ValueError(f"--checkpoint {asked or workdir}: cannot read {path}: {err}") from None
+  """The run's config (WORKDIR/config.json)."""
+  return _read(workdir, CONFIG_FILE, asked, ml_collections.ConfigDict)
