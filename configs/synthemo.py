@@ -17,7 +17,7 @@ for the narrow trunk (1/8 of VGG16's width), so the run has two stages, both bui
 
 Killed at any point, the same command resumes the stage it was in.
 
-Measured on 2 CPU cores, from an empty data directory: 5.2-5.5 minutes in all on an AMD EPYC
+Measured on 2 CPU cores, from an empty data directory: 5.2-5.6 minutes in all on an AMD EPYC
 with AVX-512, about 16 minutes on an AMD EPYC with AVX2 only;
 stills accuracy 82.1% / 91.1% after stage 1 and validation WAR 74.8% / 82.9% (UAR the same;
 chance 14.3%) after stage 2, for seeds 0 / 1. On SynthEmo clips rendered as .mp4, the frame of

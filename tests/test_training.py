@@ -42,6 +42,7 @@ def test_every_config_builds_its_model_optimiser_and_steps(path, synthemo_tiny):
   assert evaluation["log_probs"].shape == (4, exp.num_classes)
 
 
+@pytest.mark.slow
 def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
   workdir, record = tiny_run
   assert record["step"] == 2

@@ -43,7 +43,6 @@ from videmo.train.config_check import check_config
 log = logging.getLogger("videmo.train")
 
 
-
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or Inf loss or gradient."""
 
