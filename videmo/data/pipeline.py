@@ -49,9 +49,11 @@ class RawFrames(tfds.decode.Decoder):
 
 
 def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> Any:
-  """Random-access source of one split of a built dataset (e.g. 'synthemo/small', 'validation')."""
-  from videmo.data import builders  # noqa: F401  (registers videmo's builders with TFDS)
+  """Random-access source of one split of a built dataset (e.g. 'synthemo/small', 'validation').
 
+  TFDS reads a built dataset from its own files (dataset_info.json, features.json), so loading
+  needs none of the preparation code (builders, dlib, PyAV).
+  """
   try:
     sources = tfds.data_source(dataset, data_dir=os.fspath(data_dir) if data_dir else None,
                                decoders={"frames": RawFrames()})
