@@ -355,24 +355,24 @@ def load_trunk_into(params: Mapping[str, Any],
           f"pre-trained weights only fit a trunk with width_divisor=1 -- build the model with a "
           f"full-width trunk or drop init.weights")
 
-  problems = []
-  kept, ignored, used = [], [], set()
-  for n in missing:
-    p = _matches(n, allow_missing)
-    if p is None:
-      problems.append(
-          f"missing: {n} {shape_str(model[n].shape)} is in the model but not in {where}")
-    else:
-      kept.append(n)
-      used.add(("allow_missing", p))
-  for n in unexpected:
-    p = _matches(n, allow_unexpected)
-    if p is None:
-      problems.append(
-          f"unexpected: {n} {shape_str(file[n].shape)} is in {where} but not in the model")
-    else:
-      ignored.append(n)
-      used.add(("allow_unexpected", p))
+  problems, used = [], set()
+
+  def allowed(names, patterns, field, problem):
+    """The names a pattern of `field` allows; a problem line for each other one."""
+    out = []
+    for n in names:
+      p = _matches(n, patterns)
+      if p is None:
+        problems.append(problem(n))
+      else:
+        out.append(n)
+        used.add((field, p))
+    return out
+
+  kept = allowed(missing, allow_missing, "allow_missing",
+                 lambda n: f"missing: {n} {shape_str(model[n].shape)} is in the model but not in {where}")
+  ignored = allowed(unexpected, allow_unexpected, "allow_unexpected",
+                    lambda n: f"unexpected: {n} {shape_str(file[n].shape)} is in {where} but not in the model")
   for n in misshaped:
     problems.append(f"mis-shaped: {n} is {shape_str(model[n].shape)} in the model but "
                     f"{shape_str(file[n].shape)} in {where}")
