@@ -70,7 +70,8 @@ def baseline_clip(path: Path, models, upsample: int = 0, luma: bool = False) -> 
   detector the grey frame (dlib converts RGB itself otherwise, more slowly)."""
   import dlib
 
-  from videmo.data import faces, schema, video_io
+  from videmo.data.preparation import faces
+  from videmo.data import schema, video_io
 
   frames = found = 0
   with video_io.VideoReader(path) as video:
@@ -87,7 +88,7 @@ def baseline_clip(path: Path, models, upsample: int = 0, luma: bool = False) -> 
 
 def videmo_clip(path: Path, models, options) -> tuple[int, int]:
   """videmo's per-clip preparation: (frames, frames with a face)."""
-  from videmo.data import clip_processing
+  from videmo.data.preparation import clip_processing
 
   task = clip_processing.ClipTask(path.stem, os.fspath(path), path.name, 0, "bench")
   result = clip_processing.process_clip(task, options, models)
@@ -119,7 +120,7 @@ def single_core(paths, models, options, upsample_paths) -> dict:
 
 def _task(path: str) -> tuple[int, float]:
   """One clip in a pool worker: (frames, CPU seconds it took)."""
-  from videmo.data import clip_pool, clip_processing
+  from videmo.data.preparation import clip_pool, clip_processing
 
   cpu = time.process_time()
   task = clip_processing.ClipTask(Path(path).stem, path, Path(path).name, 0, "bench")
@@ -136,7 +137,7 @@ def scaling(paths, options, workers_list, cache_root: Path, repeats: int) -> lis
   """Throughput with 1..N worker processes: steady state (pool started) and end to end.
   Each clip is prepared `repeats` times (as different files), largest first, as
   `videmo prepare` orders its work, so the last clip does not leave workers idle for long."""
-  from videmo.data import clip_cache, clip_pool, clip_processing
+  from videmo.data.preparation import clip_cache, clip_pool, clip_processing
 
   copies = []
   for repeat in range(repeats):
@@ -172,7 +173,7 @@ def scaling(paths, options, workers_list, cache_root: Path, repeats: int) -> lis
 
 
 def main() -> None:
-  from videmo.data import clip_pool, clip_processing, faces
+  from videmo.data.preparation import clip_pool, clip_processing, faces
 
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--clips", type=int, default=12, help="number of clips (default 12)")

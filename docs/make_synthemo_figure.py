@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from videmo.data import synthetic  # noqa: E402
+from videmo.data.synthemo import render  # noqa: E402
 from videmo.data.schema import AFEW_EMOTIONS  # noqa: E402
 
 SHOWN_CLASSES = ("Happy", "Surprise", "Sad", "Angry", "Neutral")
@@ -28,19 +28,19 @@ SHOWN_CLASSES = ("Happy", "Surprise", "Sad", "Angry", "Neutral")
 
 def pick_clips(seed: int, classes: tuple[str, ...], num_clips: int = 773) -> list[int]:
   """Index of the first train clip of each class in `classes`, default config."""
-  labels = synthetic.split_labels(seed, "train", num_clips)
+  labels = render.split_labels(seed, "train", num_clips)
   return [int(np.flatnonzero(labels == AFEW_EMOTIONS.index(name))[0]) for name in classes]
 
 
 def draw(out: Path, seed: int = 0, size: int = 256, frames_shown: int = 8) -> None:
-  labels = synthetic.split_labels(seed, "train", 773)
+  labels = render.split_labels(seed, "train", 773)
   indices = pick_clips(seed, SHOWN_CLASSES)
   cols = frames_shown + 3
   fig = plt.figure(figsize=(1.25 * cols + 1.6, 1.45 * len(indices)), dpi=100)
   grid = fig.add_gridspec(len(indices), cols + 1, width_ratios=[1] * (cols - 1) + [2.6, 0.05],
                           wspace=0.05, hspace=0.38)
   for row, index in enumerate(indices):
-    clip = synthetic.generate_clip(seed, "train", index, int(labels[index]), size, 16, 80, with_neutral=True)
+    clip = render.generate_clip(seed, "train", index, int(labels[index]), size, 16, 80, with_neutral=True)
     neutral = clip["neutral_frames"]
     frames, intensity, start, stop = clip["frames"], clip["intensity"], *clip["window"]
     shown = np.linspace(0, clip["num_frames"] - 1, frames_shown).round().astype(int)

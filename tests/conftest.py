@@ -49,7 +49,7 @@ def pytest_unconfigure(config):
 @pytest.fixture(scope="session")
 def synthemo_tiny(tmp_path_factory):
   """Data directory holding synthemo/tiny (28 / 14 clips of 4-10 frames at 32x32)."""
-  from videmo.data.prepare import load_builder
+  from videmo.data.preparation.prepare import load_builder
 
   directory = tmp_path_factory.mktemp("tfds")
   load_builder("synthemo/tiny", directory, workers=1).download_and_prepare(file_format="array_record")

@@ -6,7 +6,7 @@ import numpy as np
 import skimage.data
 
 import photo_video
-from videmo.data import faces
+from videmo.data.preparation import faces
 
 
 def astronaut_clip(num_frames: int, height: int = 288, width: int = 360, zoom=(1.0, 1.3), seed: int = 0,

@@ -20,8 +20,9 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 import face_checks
-from videmo.data import clip_processing, faces, prepare, video_io
-from videmo.data import builders  # importing it registers afew and video_folder
+from videmo.data.preparation import clip_processing, faces, prepare
+from videmo.data import video_io
+from videmo.data.preparation import builders  # importing it registers afew and video_folder
 
 AFEW_FACE_CLIPS = {  # relative path -> number of frames, all with a face
     "Train_AFEW/Angry/a1.avi": 14,
@@ -251,7 +252,7 @@ def test_video_folder_tree_of_frame_folders(tmp_path):
 
 
 def test_tfds_build_builds_the_dataset_folder(tmp_path):
-  """`tfds build videmo/data/builders/afew` (TFDS's build command, without its TensorFlow-
+  """`tfds build videmo/data/preparation/builders/afew` (TFDS's build command, without its TensorFlow-
   importing entry point) loads the builder from its folder and writes the same dataset."""
   simple_parsing = pytest.importorskip("simple_parsing")
   from tensorflow_datasets.scripts.cli import build
@@ -269,7 +270,7 @@ def test_tfds_build_builds_the_dataset_folder(tmp_path):
 
 
 def test_afew_layout_accepts_the_usual_spellings(tmp_path):
-  from videmo.data.builders.afew import list_afew
+  from videmo.data.preparation.builders.afew import list_afew
 
   root = tmp_path / "download"
   for rel in ["AFEW_7.0/train_afew/angry/a.avi", "AFEW_7.0/train_afew/Happiness/b.avi",

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 import face_checks
 import tiny
 from videmo.data import clip_list, video_io
-from videmo.data import builders  # noqa: F401  (registers afew)
+from videmo.data.preparation import builders  # noqa: F401  (registers afew)
 from videmo.train import evaluate as evaluate_lib
 from videmo.train import loop
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import face_checks
-from videmo.data import faces
+from videmo.data.preparation import faces
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from face_checks import astronaut_clip, face_free_clip
-from videmo.data import clip_processing, faces, pipeline, video_io
-from videmo.data import render_clip as render_clip_lib
+from videmo.data.preparation import clip_processing, faces
+from videmo.data.loading import pipeline
+from videmo.data import video_io
+from videmo.data.synthemo import render_clip as render_clip_lib
 from videmo.main import main
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION
@@ -137,7 +139,7 @@ def test_aligned_synthemo_clip(predictor, workdir, tmp_path, capsys):
   assert truth["label"] == "Happy" and len(truth["intensity"]) == 12
   start, stop = truth["window"]
   assert 0 <= start < stop <= 12 and max(truth["intensity"]) == 1.0
-  from videmo.data.synthetic import render_clip
+  from videmo.data.synthemo.render import render_clip
 
   decoded, fps = video_io.read_video(path)
   clip = render_clip(3, 12, 32, 3, with_neutral=True)

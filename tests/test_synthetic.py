@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from videmo.data import synthetic
-from videmo.data.builders.synthemo import Builder, SynthEmoConfig
+from videmo.data.synthemo import render
+from videmo.data.preparation.builders.synthemo import Builder, SynthEmoConfig
 from videmo.data.schema import AFEW_EMOTIONS
 
 NEUTRAL = AFEW_EMOTIONS.index("Neutral")
@@ -26,7 +26,7 @@ def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_render_clip_shapes_and_ground_truth():
-  clip = synthetic.render_clip(3, 20, 48, AFEW_EMOTIONS.index("Happy"))
+  clip = render.render_clip(3, 20, 48, AFEW_EMOTIONS.index("Happy"))
   assert clip["frames"].shape == (20, 48, 48, 3) and clip["frames"].dtype == np.uint8
   assert clip["intensity"].shape == (20,) and clip["intensity"].dtype == np.float32
   assert clip["region_mask"].shape == (20, 48, 48) and clip["region_mask"].dtype == bool
@@ -39,7 +39,7 @@ def test_render_clip_shapes_and_ground_truth():
 
 
 def test_neutral_clip_has_no_expression():
-  clip = synthetic.render_clip(4, 12, 32, NEUTRAL, with_neutral=True)
+  clip = render.render_clip(4, 12, 32, NEUTRAL, with_neutral=True)
   assert clip["window"] == (0, 0) and clip["apex"] == -1
   assert not clip["intensity"].any()
   np.testing.assert_array_equal(clip["frames"], clip["neutral_frames"])
@@ -49,7 +49,7 @@ def test_neutral_clip_has_no_expression():
 def test_window_covers_15_to_40_percent(num_frames):
   for seed in range(40):
     rng = np.random.default_rng(seed)
-    intensity, (start, stop), apex = synthetic.intensity_curve(rng, num_frames, label=0)
+    intensity, (start, stop), apex = render.intensity_curve(rng, num_frames, label=0)
     length = stop - start
     assert max(3, np.floor(0.15 * num_frames)) <= length <= np.ceil(0.40 * num_frames)
     assert 0 <= start < stop <= num_frames and start <= apex < stop
@@ -58,25 +58,25 @@ def test_window_covers_15_to_40_percent(num_frames):
 
 
 def test_same_seed_same_arrays_different_seed_different_clip():
-  a = synthetic.render_clip(7, 10, 40, 2)
-  b = synthetic.render_clip(7, 10, 40, 2)
+  a = render.render_clip(7, 10, 40, 2)
+  b = render.render_clip(7, 10, 40, 2)
   for key in ("frames", "intensity", "region_mask"):
     np.testing.assert_array_equal(a[key], b[key])
   assert (a["window"], a["apex"]) == (b["window"], b["apex"])
-  c = synthetic.render_clip(8, 10, 40, 2)
+  c = render.render_clip(8, 10, 40, 2)
   assert _abs_diff(a["frames"], c["frames"]).mean() > 10  # another person, scene and timing
   # Asking for the neutral counterfactual draws no extra random numbers: same clip.
-  np.testing.assert_array_equal(synthetic.render_clip(7, 10, 40, 2, with_neutral=True)["frames"], a["frames"])
+  np.testing.assert_array_equal(render.render_clip(7, 10, 40, 2, with_neutral=True)["frames"], a["frames"])
 
 
 def test_clip_seed_depends_on_seed_split_and_index_only():
-  base = synthetic.generate_clip(0, "train", 5, 1, 32, 8, 12)
-  again = synthetic.generate_clip(0, "train", 5, 1, 32, 8, 12)
+  base = render.generate_clip(0, "train", 5, 1, 32, 8, 12)
+  again = render.generate_clip(0, "train", 5, 1, 32, 8, 12)
   np.testing.assert_array_equal(base["frames"], again["frames"])
   assert base["source"] == "synthemo:seed=0:split=train:index=5"
-  for other in (synthetic.generate_clip(1, "train", 5, 1, 32, 8, 12),
-                synthetic.generate_clip(0, "validation", 5, 1, 32, 8, 12),
-                synthetic.generate_clip(0, "train", 6, 1, 32, 8, 12)):
+  for other in (render.generate_clip(1, "train", 5, 1, 32, 8, 12),
+                render.generate_clip(0, "validation", 5, 1, 32, 8, 12),
+                render.generate_clip(0, "train", 6, 1, 32, 8, 12)):
     n = min(len(base["frames"]), len(other["frames"]))
     assert _abs_diff(base["frames"][:n], other["frames"][:n]).mean() > 10
 
@@ -90,7 +90,7 @@ def test_emotion_is_confined_to_the_region_mask(size):
   """
   for seed in range(6):
     label = EXPRESSIVE[seed % len(EXPRESSIVE)]
-    clip = synthetic.render_clip(100 * size + seed, 12, size, label, with_neutral=True)
+    clip = render.render_clip(100 * size + seed, 12, size, label, with_neutral=True)
     apex = clip["apex"]
     diff = _abs_diff(clip["frames"][apex], clip["neutral_frames"][apex])
     mask = clip["region_mask"][apex]
@@ -101,14 +101,14 @@ def test_emotion_is_confined_to_the_region_mask(size):
 
 
 def test_only_the_window_carries_the_emotion():
-  clip = synthetic.render_clip(11, 30, 48, AFEW_EMOTIONS.index("Surprise"), with_neutral=True)
+  clip = render.render_clip(11, 30, 48, AFEW_EMOTIONS.index("Surprise"), with_neutral=True)
   start, stop = clip["window"]
   changed = _abs_diff(clip["frames"], clip["neutral_frames"]).sum(axis=(1, 2)) > 0
   np.testing.assert_array_equal(np.flatnonzero(changed), np.arange(start, stop))
 
 
 def test_expressions_are_distinct_and_neutral_is_zero():
-  table = np.stack([e.as_array() for e in synthetic.EXPRESSIONS])
+  table = np.stack([e.as_array() for e in render.EXPRESSIONS])
   assert table.shape == (len(AFEW_EMOTIONS), 6)
   assert not table[NEUTRAL].any()
   distances = np.linalg.norm(table[:, None] - table[None], axis=-1) + np.eye(len(table)) * 1e9
@@ -117,19 +117,19 @@ def test_expressions_are_distinct_and_neutral_is_zero():
 
 def test_split_labels_are_balanced_and_seeded():
   for n in (7, 50, 773):
-    counts = np.bincount(synthetic.split_labels(0, "train", n), minlength=7)
+    counts = np.bincount(render.split_labels(0, "train", n), minlength=7)
     assert counts.max() - counts.min() <= 1 and counts.sum() == n
-  np.testing.assert_array_equal(synthetic.split_labels(3, "train", 100), synthetic.split_labels(3, "train", 100))
-  assert (synthetic.split_labels(3, "train", 100) != synthetic.split_labels(3, "validation", 100)).any()
-  assert (synthetic.split_labels(3, "train", 100) != synthetic.split_labels(4, "train", 100)).any()
+  np.testing.assert_array_equal(render.split_labels(3, "train", 100), render.split_labels(3, "train", 100))
+  assert (render.split_labels(3, "train", 100) != render.split_labels(3, "validation", 100)).any()
+  assert (render.split_labels(3, "train", 100) != render.split_labels(4, "train", 100)).any()
 
 
 @pytest.mark.parametrize("call, field", [
-    (lambda: synthetic.render_clip(0, 8, 16, 0), "size"),
-    (lambda: synthetic.render_clip(0, 0, 32, 0), "num_frames"),
-    (lambda: synthetic.render_clip(0, 8, 32, 7), "label"),
-    (lambda: synthetic.clip_seed(0, "dev", 0), "split"),
-    (lambda: synthetic.generate_clip(0, "train", 0, 0, 32, 9, 8), "min_frames"),
+    (lambda: render.render_clip(0, 8, 16, 0), "size"),
+    (lambda: render.render_clip(0, 0, 32, 0), "num_frames"),
+    (lambda: render.render_clip(0, 8, 32, 7), "label"),
+    (lambda: render.clip_seed(0, "dev", 0), "split"),
+    (lambda: render.generate_clip(0, "train", 0, 0, 32, 9, 8), "min_frames"),
     (lambda: SynthEmoConfig(name="bad", size=8), "size"),
     (lambda: SynthEmoConfig(name="bad", min_frames=0), "min_frames"),
     (lambda: Builder(workers=0), "workers"),
@@ -161,7 +161,7 @@ def tiny_builds(tmp_path_factory):
   """The tiny config built with seed 0 here (1 worker) and in another process (2 workers,
   so anything that varies between processes shows), and with seed 1."""
   root = tmp_path_factory.mktemp("synthemo")
-  script = (f"from videmo.data.builders.synthemo import Builder, SynthEmoConfig; "
+  script = (f"from videmo.data.preparation.builders.synthemo import Builder, SynthEmoConfig; "
             f"Builder(config=SynthEmoConfig(name='test_build', seed=0, **{TINY!r}), data_dir={str(root / 'b')!r}, "
             f"workers=2).download_and_prepare()")
   subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
@@ -196,7 +196,7 @@ def test_shards_read_back_through_data_source(tiny_builds):
   assert len(set(frame_counts)) >= 3  # frame counts are spread over the range
   example = source["train"][0]
   index = int(example["clip_id"].decode().split("-")[1])
-  clip = synthetic.generate_clip(0, "train", index, example["label"], TINY["size"], TINY["min_frames"],
+  clip = render.generate_clip(0, "train", index, example["label"], TINY["size"], TINY["min_frames"],
                                  TINY["max_frames"])
   frames, masks = np.stack(example["frames"]), np.stack(example["region_mask"])
   assert frames.shape == clip["frames"].shape and masks.shape == clip["region_mask"].shape + (1,)
@@ -209,7 +209,7 @@ def test_shards_read_back_through_data_source(tiny_builds):
 
 
 def test_prepare_loads_the_registered_builder_with_workers(tmp_path):
-  from videmo.data import builders, prepare
+  from videmo.data.preparation import builders, prepare
 
   assert "synthemo" in builders.NAMES
   builder = prepare.load_builder("synthemo/small", tmp_path, workers=3)

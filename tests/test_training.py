@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from videmo import parallel
-from videmo.data import pipeline
+from videmo.data.loading import pipeline
 from videmo.train import checkpoint as checkpoint_lib
 from videmo.train import loop, optim, scoring
 from videmo.train import steps as steps_lib

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
   import jax
 
   from videmo.data.schema import AFEW_EMOTIONS
-  from videmo.data.synthetic import render_clip
+  from videmo.data.synthemo.render import render_clip
   from videmo.models.input_convention import IMAGENET_CONVENTION
   from videmo.models.video import build_model
 

@@ -1,7 +1,7 @@
 """The `videmo` command line: one sub-command per job, each implemented in its own module.
 
     videmo demo                      forward pass of the full model on a synthetic clip
-    videmo prepare --dataset ...     build a dataset's shards (TFDS builders in videmo/data/builders)
+    videmo prepare --dataset ...     build a dataset's shards (TFDS builders in videmo/data/preparation/builders)
     videmo train --config ...        train and evaluate an experiment config
     videmo eval --config ...         evaluate a checkpoint
     videmo predict VIDEO --checkpoint ...   predict raw videos; --report draws why (Fig. 2)
@@ -21,13 +21,14 @@ import sys
 # name -> ("module[:function]", one-line help); the function takes argv and returns the exit code.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("videmo.demo", "forward pass of the full model on a synthetic clip; prints shapes"),
-    "prepare": ("videmo.data.prepare", "build a dataset (synthemo, afew, video_folder) into shards"),
+    "prepare": ("videmo.data.preparation.prepare", "build a dataset (synthemo, afew, video_folder) into shards"),
     "convert-weights": ("videmo.convert", "convert VGG-Face / VGG16 weights from their public formats"),
     "train": ("videmo.train.cli:train_main", "train and evaluate an experiment config (configs/*.py)"),
     "eval": ("videmo.eval_command", "evaluate a checkpoint on a split; WAR, UAR, confusion; --report draws it"),
     "bench": ("videmo.bench.cli", "train-step speed, FLOPs, MFU, memory; against PyTorch when installed"),
     "predict": ("videmo.predict.cli", "predict videos with a trained model; --report shows why (Fig. 2)"),
-    "render-clip": ("videmo.data.render_clip", "write a SynthEmo clip as an .mp4 plus its ground truth (.json)"),
+    "render-clip": ("videmo.data.synthemo.render_clip",
+                    "write a SynthEmo clip as an .mp4 plus its ground truth (.json)"),
 }
 
 

@@ -20,13 +20,13 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Protocol, Sequence
 
-from videmo.data import clip_processing
+from videmo.data.clip_status import EMPTY, NO_FACE, OK, UNREADABLE
 
 CLIP_LIST_NAME = "clip_list.json"
 FORMAT = 1
-MISSING_STATUSES = (clip_processing.NO_FACE, clip_processing.UNREADABLE, clip_processing.EMPTY)
+MISSING_STATUSES = (NO_FACE, UNREADABLE, EMPTY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,18 @@ class MissingClip:
   reason: str
 
 
-def from_results(dataset: str, results: Sequence[clip_processing.ClipResult], class_names: Sequence[str]) -> dict:
+class ClipOutcome(Protocol):
+  """What `from_results` reads of a clip's result (preparation's `clip_processing.ClipResult`)."""
+
+  clip_id: str
+  source: str
+  label: int
+  split: str
+  status: str
+  message: str
+
+
+def from_results(dataset: str, results: Sequence[ClipOutcome], class_names: Sequence[str]) -> dict:
   """The clip list of one build, from every listed clip's result (status OK = written)."""
   splits: dict[str, list[dict]] = {}
   for r in sorted(results, key=lambda r: (r.split, r.clip_id)):
@@ -71,7 +82,7 @@ def missing_clips(directory: str | os.PathLike, split: str, class_names: Sequenc
     entries = data["splits"].get(split, [])
     index = {name: i for i, name in enumerate(class_names)}
     missing = [MissingClip(e["source"], index[e["label"]], e["status"], e.get("reason", ""))
-               for e in entries if e["status"] != clip_processing.OK]
+               for e in entries if e["status"] != OK]
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
     raise ValueError(f"{path}: not a readable clip list ({type(err).__name__}: {err})") from None
   return missing

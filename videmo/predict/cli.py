@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
 
   from tqdm import tqdm
 
-  from videmo.data import render_clip
+  from videmo.data.synthemo import render_clip
   from videmo.predict.predictor import Predictor
   from videmo.predict.report_folder import ReportFolder
 

@@ -9,7 +9,7 @@ Two ways in (S = the training data's face side, C = config.input.crop_size <= S)
 * aligned (frames that already are aligned faces: DFEW's frame folders, a rendered SynthEmo
   clip): each frame's central square, resized to S x S, JPEG at the stored quality.
 
-Then, as evaluation does (videmo/data/pipeline.py `eval_batches`): the frames with a face,
+Then, as evaluation does (videmo/data/loading/pipeline.py `eval_batches`): the frames with a face,
 evenly subsampled to `num_frames` when given, JPEG-decoded, centre-cropped to C x C.
 A video that cannot be read, or in which no frame has a face, comes back with that status
 and a one-line message instead of crops; nothing here raises on a bad file.
@@ -23,7 +23,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from videmo.data import clip_processing, faces, pipeline, schema, video_io
+from videmo.data.preparation import clip_processing, faces
+from videmo.data.loading import pipeline
+from videmo.data import schema, video_io
 from videmo.predict import record as record_lib
 
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from videmo.data import clip_processing, faces
+from videmo.data.preparation import clip_processing, faces
 from videmo.models import temporal as temporal_lib
 from videmo.models import video
 from videmo.models.input_convention import InputConvention

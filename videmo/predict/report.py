@@ -43,7 +43,7 @@ NO_IMPORTANCE_NOTE = ("no frame importance: average pooling weighs every frame e
 def shown_frames(prediction: record_lib.Prediction, max_frames: int) -> np.ndarray:
   """Positions (into the T frames seen) of the frames to draw, in temporal order: the
   `max_frames` most important ones, or evenly spaced ones when all weigh the same."""
-  from videmo.data import pipeline
+  from videmo.data.loading import pipeline
 
   t = len(prediction.frame_index)
   if prediction.pooling in UNIFORM_POOLINGS:

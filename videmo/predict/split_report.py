@@ -36,7 +36,7 @@ def report_order(evaluation: dict[str, Any]) -> list[int]:
 
 def eval_frame_count(config) -> int | None:
   """How many frames evaluation gives a clip: input.eval_num_frames, or None for every frame
-  (videmo/data/pipeline.py `eval_batches`)."""
+  (videmo/data/loading/pipeline.py `eval_batches`)."""
   return config.input.eval_num_frames or None
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import ml_collections
 
-from videmo.data import clip_processing, faces
+from videmo.data.preparation import clip_processing, faces
 from videmo.models.input_convention import InputConvention
 from videmo.train import run_dir
 
@@ -83,7 +83,7 @@ def open_run(checkpoint: str | os.PathLike) -> TrainedRun:
 def dataset_facts(config: ml_collections.ConfigDict,
                   workdir: Path) -> tuple[tuple[str, ...], clip_processing.ClipOptions]:
   """(class names, preparation options) of the dataset `config.dataset` (see the module docstring)."""
-  from videmo.data import prepare
+  from videmo.data.preparation import prepare
 
   data_dir = prepare.data_dir_or_default(config.get("data_dir"))
   try:

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from videmo import parallel
-from videmo.data import pipeline
+from videmo.data.loading import pipeline
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
@@ -51,7 +51,7 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]
   """(train source, eval source, class names), building the dataset first if asked to."""
   import tensorflow_datasets as tfds
 
-  from videmo.data import prepare
+  from videmo.data.preparation import prepare
 
   data_dir = prepare.data_dir_or_default(config.data_dir)
   builder = prepare.load_builder(config.dataset, data_dir)

@@ -24,7 +24,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from videmo import parallel
-from videmo.data import clip_list, pipeline
+from videmo.data import clip_list
+from videmo.data.loading import pipeline
 from videmo.train import metrics as metrics_lib
 from videmo.train import run_dir
 
@@ -40,7 +41,7 @@ class EvalSplit:
 
 def _dataset_dir(config) -> tuple[Path, bool]:
   """(the built dataset's folder, whether its builder writes every clip it lists)."""
-  from videmo.data import prepare
+  from videmo.data.preparation import prepare
 
   builder = prepare.load_builder(config.dataset, prepare.data_dir_or_default(config.data_dir))
   return Path(builder.data_dir), bool(getattr(builder, "WRITES_EVERY_CLIP", False))

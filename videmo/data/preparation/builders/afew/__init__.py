@@ -1,5 +1,5 @@
 """AFEW (Acted Facial Expressions in the Wild): TFDS builder, manual download."""
 
-from videmo.data.builders.afew.afew_dataset_builder import Builder, list_afew
+from .afew_dataset_builder import Builder, list_afew
 
 __all__ = ["Builder", "list_afew"]

@@ -7,7 +7,7 @@ writes happy.mp4 (H.264, yuv420p, near-lossless: crf 8, so the few-pixel express
 64x64 face survive) and happy.json:
 
   label, label_index, classes   the clip's emotion and AFEW's class names
-  seed, size, num_frames, fps   how it was rendered (`synthetic.render_clip(seed, num_frames, size, label)`)
+  seed, size, num_frames, fps   how it was rendered (`render.render_clip(seed, num_frames, size, label)`)
   intensity [F]                 the expression's intensity per frame, 0..1 (1 at the apex)
   window [2], apex              frames start..stop-1 show the emotion; a frame of maximal intensity
                                 (Neutral: window [0, 0], apex -1)
@@ -25,7 +25,8 @@ import json
 import os
 from pathlib import Path
 
-from videmo.data import synthetic, video_io
+from videmo.data.synthemo import render
+from videmo.data import video_io
 from videmo.data.schema import AFEW_EMOTIONS
 
 CRF = 8  # H.264 quality: visually lossless at 64x64
@@ -46,7 +47,7 @@ def write_clip(path: str | os.PathLike, label: str, seed: int = 0, size: int = 6
     raise ValueError(f"{path}: the output must be .mp4, .mkv or .mov (H.264)")
   if fps <= 0:
     raise ValueError(f"--fps must be > 0, got {fps}")
-  clip = synthetic.render_clip(seed, num_frames, size, AFEW_EMOTIONS.index(label))
+  clip = render.render_clip(seed, num_frames, size, AFEW_EMOTIONS.index(label))
   path.parent.mkdir(parents=True, exist_ok=True)
   video_io.write_video(path, clip["frames"], fps=fps, crf=CRF)
   truth = dict(label=label, label_index=AFEW_EMOTIONS.index(label), classes=list(AFEW_EMOTIONS), seed=seed,

@@ -2,7 +2,7 @@
 
     videmo prepare --dataset synthemo/small --data_dir DIR        # 64x64, builds in seconds
     videmo prepare --dataset synthemo --data_dir DIR              # AFEW's scale, 256x256
-    tfds build videmo/data/builders/synthemo --config small --data_dir DIR
+    tfds build videmo/data/preparation/builders/synthemo --config small --data_dir DIR
 
 Fields: the shared ones of videmo.data.schema (frames, label, clip_id, source, num_frames,
 face_found: all True) and SynthEmo's ground truth (F frames, S = config.size):
@@ -34,7 +34,8 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tqdm import tqdm
 
-from videmo.data import schema, synthetic
+from videmo.data import schema
+from videmo.data.synthemo import render
 
 
 @dataclasses.dataclass(eq=False)
@@ -48,8 +49,8 @@ class SynthEmoConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
   def __post_init__(self):
-    if self.size < synthetic.MIN_SIZE:
-      raise ValueError(f"SynthEmoConfig.size must be >= {synthetic.MIN_SIZE}, got {self.size}")
+    if self.size < render.MIN_SIZE:
+      raise ValueError(f"SynthEmoConfig.size must be >= {render.MIN_SIZE}, got {self.size}")
     if self.num_train < 0 or self.num_validation < 0:
       raise ValueError(f"SynthEmoConfig.num_train/num_validation must be >= 0, got "
                        f"{self.num_train}/{self.num_validation}")
@@ -129,8 +130,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, split: str, num_clips: int) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
-    labels = synthetic.split_labels(config.seed, split, num_clips)
-    jobs = [synthetic.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
+    labels = render.split_labels(config.seed, split, num_clips)
+    jobs = [render.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
                               config.max_frames) for i in range(num_clips)]
     workers = min(self._workers, max(1, num_clips))
     bar = dict(total=num_clips, desc=f"synthemo/{config.name} {split}: rendering", unit=" clips")
@@ -139,11 +140,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     "`python - <<EOF`); rendering in this process instead")
       workers = 1
     if workers == 1:
-      yield from tqdm(map(synthetic.encode_clip, jobs), **bar)
+      yield from tqdm(map(render.encode_clip, jobs), **bar)
       return
     # 'spawn': fresh interpreters, safe next to JAX or threads in the parent; imap keeps job order.
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      yield from tqdm(pool.imap(synthetic.encode_clip, jobs, chunksize=2), **bar)
+      yield from tqdm(pool.imap(render.encode_clip, jobs, chunksize=2), **bar)
 
 
 def _spawn_can_start() -> bool:

@@ -14,7 +14,7 @@ AFEW's test set has no public labels and is not built. Folders that are not emot
 (e.g. AlignedFaces_LBPTOP_Points) and files that are not videos are listed in the report.
 
     videmo prepare --dataset afew --manual_dir ~/AFEW --data_dir ~/tensorflow_datasets
-    tfds build videmo/data/builders/afew --manual_dir ~/AFEW --file_format array_record
+    tfds build videmo/data/preparation/builders/afew --manual_dir ~/AFEW --file_format array_record
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from videmo.data import clip_sources, schema
-from videmo.data.builders import clip_builder
+from videmo.data.preparation import clip_sources
+from videmo.data import schema
+from videmo.data.preparation.builders import clip_builder
 
 _SPLIT_PATTERNS = {
     "train": re.compile(r"^(afew[\W_]*)?train(ing)?([\W_]*afew)?([\W_]*v?\d+(\.\d+)?)?$", re.IGNORECASE),

@@ -4,7 +4,7 @@
     videmo prepare --dataset afew --manual_dir ~/AFEW --data_dir ~/tensorflow_datasets --workers 8
 
 `--dataset` uses TFDS's naming, NAME[/CONFIG][:VERSION]; `tfds build` builds the same
-datasets (`tfds build videmo/data/builders/synthemo --config small`). Building is
+datasets (`tfds build videmo/data/preparation/builders/synthemo --config small`). Building is
 resumable: TFDS skips a dataset that is complete, and builders that do slow per-clip work
 cache it so an interrupted build does not redo finished clips. A builder that keeps a
 preparation report (clips without a face, unreadable files, ...) writes it next to the data
@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from videmo.data.prepare_report import REPORT_NAME
+from videmo.data.preparation.prepare_report import REPORT_NAME
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None 
   """The TFDS builder of one of videmo's datasets, e.g. 'synthemo/small'."""
   import tensorflow_datasets as tfds
 
-  from videmo.data import builders
+  from videmo.data.preparation import builders
 
   name = dataset.split("/")[0].split(":")[0]
   if name not in builders.NAMES:
@@ -63,7 +63,7 @@ def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None 
 def summarise_report(report: dict, examples: int = 5) -> str:
   """Lines summarising a preparation report: its counts, and the first few entries of each
   list of problems (clips without a face, unreadable files, ...); the rest is in the file."""
-  from videmo.data import prepare_report
+  from videmo.data.preparation import prepare_report
 
   return "\n".join(prepare_report.summary_lines(report, examples))
 

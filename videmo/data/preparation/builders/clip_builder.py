@@ -35,7 +35,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from videmo.data import clip_cache, clip_list, clip_pool, clip_processing, clip_sources, faces, prepare_report, schema
+from videmo.data.preparation import clip_cache, clip_pool, clip_processing, clip_sources, faces, prepare_report
+from videmo.data import clip_list, schema
 
 _BEAM_SUMMARIES = "beam_clip_summaries"  # under Beam, the clips' summaries, read back for the report
 

@@ -31,8 +31,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from videmo.data import clip_sources
-from videmo.data.builders import clip_builder
+from videmo.data.preparation import clip_sources
+from videmo.data.preparation.builders import clip_builder
 
 
 @dataclasses.dataclass(eq=False)

@@ -21,7 +21,7 @@ import os
 import time
 from typing import Sequence
 
-from videmo.data import clip_cache, clip_processing, faces
+from videmo.data.preparation import clip_cache, clip_processing, faces
 
 
 def default_workers() -> int:

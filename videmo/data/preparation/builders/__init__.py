@@ -8,6 +8,6 @@ the shared clip schema of `videmo.data.schema`, and accepts `workers=N` (default
 # below so that TFDS registers it.
 NAMES: tuple[str, ...] = ("synthemo", "afew", "video_folder")
 
-from videmo.data.builders.synthemo import synthemo_dataset_builder  # noqa: E402,F401  (registers synthemo)
-from videmo.data.builders.afew import afew_dataset_builder  # noqa: E402,F401  (registers afew)
-from videmo.data.builders.video_folder import video_folder_dataset_builder  # noqa: E402,F401  (registers video_folder)
+from videmo.data.preparation.builders.synthemo import synthemo_dataset_builder  # noqa: E402,F401  (registers)
+from videmo.data.preparation.builders.afew import afew_dataset_builder  # noqa: E402,F401  (registers)
+from videmo.data.preparation.builders.video_folder import video_folder_dataset_builder  # noqa: E402,F401  (registers)

@@ -30,7 +30,7 @@ therefore depend on its seed alone, not on the machine or on which worker render
     clip["intensity"]    # [32] float32
     clip["region_mask"]  # [32, 64, 64] bool
 
-The synthemo TFDS builder (videmo/data/builders/synthemo) stores these clips; `encode_clip`
+The synthemo TFDS builder (videmo/data/preparation/builders/synthemo) stores these clips; `encode_clip`
 is the per-clip work it runs in its process pool.
 """
 
@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from videmo.data import synthetic_drawing as drawing
+from videmo.data.synthemo import drawing
 from videmo.data.schema import AFEW_EMOTIONS, JPEG_QUALITY, encode_jpeg
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")

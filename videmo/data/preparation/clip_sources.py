@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from videmo.data import video_io
-from videmo.data.clip_processing import ClipTask
+from videmo.data.preparation.clip_processing import ClipTask
 
 # Issue kinds, as they appear in the report.
 NOT_VIDEO = "not_video"              # a file/folder in the tree that is neither a video nor frames

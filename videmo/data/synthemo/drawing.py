@@ -1,6 +1,6 @@
 """SynthEmo's faces: a person's identity, head poses, and drawing a face, its features, the
 background, lighting and occluders into a frame (pixels with portable arithmetic only; see
-videmo/data/synthetic.py, which renders clips from these parts).
+videmo/data/synthemo/render.py, which renders clips from these parts).
 
 Face geometry is in face units (the face's half-width is 1), mapped to pixels by a pose.
 """

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from videmo.data import clip_processing, clip_sources
+from videmo.data.preparation import clip_processing, clip_sources
 
 REPORT_NAME = "prepare_report.json"
 

@@ -21,7 +21,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from videmo.data import clip_processing
+from videmo.data.preparation import clip_processing
 
 # Bump when process_clip's output changes for the same inputs and options.
 CACHE_FORMAT = 1

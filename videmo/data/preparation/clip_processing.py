@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from videmo.data import faces, schema, video_io
+from videmo.data.preparation import faces
+from videmo.data import schema, video_io
 # Clip outcomes: "ok" clips are written to the dataset; the others are only reported.
 from videmo.data.clip_status import EMPTY, NO_FACE, OK, UNREADABLE  # noqa: F401
 

@@ -1,0 +1,1 @@
+"""Preparation: videos -> faces -> a built dataset (`videmo prepare`, the TFDS builders, reports)."""
