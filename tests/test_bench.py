@@ -14,6 +14,7 @@ import pytest
 from videmo.bench import breakdown, cli, flops, harness, max_batch, peaks, report, runner, torch_yardstick
 from videmo.models import video
 from videmo.models.vgg import VGG16
+from videmo.ops import conv as conv_ops
 from videmo.train.base_config import get_config
 
 import tiny
@@ -45,7 +46,7 @@ def test_vgg16_conv_flops_at_224_are_the_known_15_35_gmacs():
 
 
 def test_analytic_flops_agree_with_xla_cost_analysis():
-  trunk = VGG16(width_divisor=8)
+  trunk = VGG16(width_divisor=8, conv_impl="xla")  # oneDNN's convolutions are custom calls XLA does not count
   images = jnp.zeros((2, 32, 32, 3))
   params = jax.eval_shape(trunk.init, jax.random.key(0), images)
   xla = flops.xla_flops(jax.jit(trunk.apply).lower(params, images).compile())
@@ -65,7 +66,7 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   text = capsys.readouterr().out
   assert code == 0, text
   for expected in ("s/step", "clips/s", "frames/s", "FLOPs per step", "MFU", "peak memory", "compile",
-                   "input pipeline", "batches/s", "trunk fwd+bwd", "head fwd+bwd"):
+                   "input pipeline", "batches/s", "trunk fwd+bwd", "head fwd+bwd", "convolutions: "):
     assert expected in text, expected
   if torch_yardstick.available():
     assert "JAX / PyTorch" in text
@@ -79,8 +80,14 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   # XLA's count of the whole step is the analytic count (same taps) plus elementwise work, the
   # optimiser and the finiteness checks: 7% more on this 1/16-width trunk (1.8% on configs/synthemo.py).
   model = results["model"]["fields"]
-  analytic = flops.train_step_flops(model, 2, 4, 32, 32, taps="in_bounds")["train"]
-  assert 1.0 <= results["flops"]["xla"] / analytic < 1.1
+  conv = results["model"]["conv"]
+  assert conv["impl"] == "auto" and conv["path"] == conv_ops.resolve("auto", "float32")
+  if conv["path"] == "onednn":  # custom calls: XLA's cost analysis cannot count their FLOPs
+    assert results["flops"]["xla"] is None and "custom calls" in text and conv["onednn"].startswith("3.")
+    assert "convolutions: oneDNN 3." in text
+  else:
+    analytic = flops.train_step_flops(model, 2, 4, 32, 32, taps="in_bounds")["train"]
+    assert 1.0 <= results["flops"]["xla"] / analytic < 1.1
   # Without PyTorch the table says how to get the comparison.
   results["torch"] = dict(skipped=torch_yardstick.INSTALL_HINT)
   assert 'PyTorch: the PyTorch comparison needs PyTorch: pip install -e ".[bench]"' in report.format_report(results)

@@ -14,6 +14,7 @@ import pytest
 
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION
+from videmo.ops import conv as conv_ops
 from videmo.train import optim, steps
 from videmo.train.base_config import get_config
 
@@ -51,7 +52,7 @@ def first_steps():
 def primitive_dtypes(jaxpr) -> collections.Counter:
   """(primitive, input dtypes, output dtype) of the matrix work and the log/exp ops, with counts."""
   found = collections.Counter()
-  watched = {"conv_general_dilated", "dot_general", "exp", "log", "tanh"}
+  watched = {"conv_general_dilated", "ffi_call", "dot_general", "exp", "log", "tanh"}
 
   def walk(j):
     for eqn in j.eqns:
@@ -71,14 +72,18 @@ def test_gpu_and_tpu_configs_compute_in_bfloat16():
   assert get_config("gpu").model.dtype == get_config("tpu").model.dtype == "bfloat16"
 
 
-def test_bfloat16_model_computes_matrices_in_bfloat16_and_the_rest_in_float32():
-  model = video.build_model(dict(MODEL, dtype="bfloat16"))
+@pytest.mark.parametrize("conv_impl", ["xla", "onednn"])
+def test_bfloat16_model_computes_matrices_in_bfloat16_and_the_rest_in_float32(conv_impl):
+  if conv_ops.unavailable_reason("bfloat16") and conv_impl == "onednn":
+    pytest.skip(f"oneDNN bfloat16: {conv_ops.unavailable_reason('bfloat16')}")
+  model = video.build_model(dict(MODEL, dtype="bfloat16", conv_impl=conv_impl))
   frames, mask = jnp.zeros((2, 4, 32, 32, 3)), jnp.ones((2, 4), bool)
   params = jax.eval_shape(model.init, jax.random.key(0), frames, mask)  # shapes and dtypes only
   assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype("float32")}
   found = primitive_dtypes(jax.make_jaxpr(lambda p: model.apply(p, frames, mask))(params))
   bf16 = ("bfloat16", "bfloat16")
-  assert found[("conv_general_dilated", bf16, "bfloat16")] == 13
+  conv = "conv_general_dilated" if conv_impl == "xla" else "ffi_call"  # oneDNN: one FFI call per layer
+  assert found[(conv, bf16, "bfloat16")] == 13
   # W1, W2, the attention-weighted sum A·R and the classifier.
   assert found[("dot_general", bf16, "bfloat16")] == 4
   # Only the penalty's Gram matrix A·Aᵀ is a float32 product; softmax, pooling and logs are float32.

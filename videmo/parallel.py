@@ -10,6 +10,7 @@ hosts each process feeds its share of the global batch (`global_batch`).
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Mapping
 
@@ -76,3 +77,18 @@ def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.A
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Put a pytree on every device of the mesh."""
   return jax.device_put(tree, replicated(mesh))
+
+
+def traced_on(mesh: Mesh, fn):
+  """`fn`, traced with `mesh` as the abstract mesh in context (`jax.sharding.get_abstract_mesh()`).
+
+  Arrays keep the shardings jit gives them; the mesh only tells ops that cannot be partitioned
+  by XLA (the oneDNN convolution, videmo/ops/onednn_conv.py) to run per shard under shard_map.
+  """
+
+  @functools.wraps(fn)
+  def traced(*args, **kwargs):
+    with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+      return fn(*args, **kwargs)
+
+  return traced

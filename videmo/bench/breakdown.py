@@ -35,7 +35,7 @@ from videmo.train import losses
 
 def _trunk(model: Any) -> nn.Module:
   cls = nn.remat(VGG16) if model.remat else VGG16
-  return cls(width_divisor=model.trunk_width_divisor, dtype=model.dtype)
+  return cls(width_divisor=model.trunk_width_divisor, dtype=model.dtype, conv_impl=model.conv_impl)
 
 
 def _head_loss(model: Any, penalty_coef: float):

@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="find the largest batch that fits in memory (doubling, then bisection)")
   parser.add_argument("--max-batch", type=int, help="cap for --find-max-batch (default 64 on CPU, 4096 elsewhere)")
   parser.add_argument("--xla-flags", default="",
-                      help="flags added to XLA_FLAGS before JAX starts, e.g. "
+                      help="flags added to XLA_FLAGS before JAX starts (default: videmo train's CPU flags "
+                           "when XLA_FLAGS is unset), e.g. "
                            "'--xla_cpu_experimental_ynn_fusion_type=-individual_convolution'")
   parser.add_argument("--json", metavar="OUT", help="also write every figure to this JSON file")
   return parser
@@ -65,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     value = getattr(args, name)
     if value is not None and value < 1:
       parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+  from videmo.train.cli import parse_command_line, setup_logging, use_fast_cpu_xla_flags
+
   if args.xla_flags:
     _add_xla_flags(args.xla_flags)
+  else:
+    use_fast_cpu_xla_flags()  # what `videmo train` runs with, unless XLA_FLAGS is set
 
   from videmo.bench import peaks
-  from videmo.train.cli import parse_command_line, setup_logging
 
   try:
     peak = peaks.parse_peak(args.peak_tflops)

@@ -32,6 +32,13 @@ def _rows(rows: list[tuple[str, str]]) -> list[str]:
   return [f"  {name:<{width}}  {value}" for name, value in rows]
 
 
+def _conv_line(conv: dict[str, Any] | None) -> str:
+  if not conv:
+    return "not recorded"
+  path = f"oneDNN {conv['onednn']} (videmo/ops)" if conv["path"] == "onednn" else "XLA's"
+  return f"{path}; model.conv_impl={conv['impl']}"
+
+
 def format_report(results: dict[str, Any]) -> str:
   """The table printed by `videmo bench`."""
   machine, batch, model, step = results["machine"], results["batch"], results["model"], results["step"]
@@ -40,6 +47,7 @@ def format_report(results: dict[str, Any]) -> str:
            + (f"; XLA_FLAGS={machine['xla_flags']}" if machine["xla_flags"] else ""),
            f"  model: {model['description']}; compute {model['dtype']}, parameters float32"
            + ("; remat" if model["remat"] else ""),
+           f"  convolutions: {_conv_line(model.get('conv'))}",
            f"  batch: {batch['clips']} clips x {batch['frames']} frames x {batch['size']}x{batch['size']} "
            f"= {batch['clips'] * batch['frames']} frames per step", ""]
   flops, peak = results["flops"], results["peak"]
@@ -49,7 +57,9 @@ def format_report(results: dict[str, Any]) -> str:
       ("clips/s", f"{step['clips_per_s']:.4g}"),
       ("frames/s", f"{step['frames_per_s']:.4g}"),
       ("FLOPs per step", f"{_si(flops['model_train'], 'FLOP')} analytic (3 x forward); "
-                         + (f"{_si(flops['xla'], 'FLOP')} by XLA's cost analysis" if flops["xla"] else "XLA: n/a")),
+                         + (f"{_si(flops['xla'], 'FLOP')} by XLA's cost analysis" if flops["xla"] else
+                            "XLA: n/a (oneDNN's convolutions are custom calls it does not count)"
+                            if model.get("conv", {}).get("path") == "onednn" else "XLA: n/a")),
       ("achieved", f"{_si(flops['model_flops_per_s'], 'FLOP/s')} analytic"
                    + (f", {_si(flops['xla_flops_per_s'], 'FLOP/s')} XLA" if flops["xla"] else "")),
       ("MFU", (f"{100 * results['mfu']:.1f}% of {_si(peak['tflops'] * 1e12, 'FLOP/s')} ({peak['source']})"

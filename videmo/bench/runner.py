@@ -23,6 +23,8 @@ import ml_collections
 from videmo.bench import flops as flops_lib
 from videmo.bench import harness, max_batch, peaks, timing
 from videmo.bench import torch_yardstick
+from videmo.ops import conv as conv_ops
+from videmo.ops import native_build
 
 TORCH_COMPILE_WARMUP = 5  # extra untimed PyTorch steps with --torch-compile
 
@@ -58,6 +60,13 @@ def machine() -> dict[str, Any]:
   return dict(description=description, platform=device.platform, device_kind=device.device_kind,
               devices=jax.device_count(), cpu=model, cores=cores, jax=jax.__version__,
               xla_flags=os.environ.get("XLA_FLAGS", ""))
+
+
+def conv_path(conv_impl: str, dtype: str) -> dict[str, Any]:
+  """Which convolutions the trunk ran: dict(impl=the config's, path='onednn' | 'xla', onednn=version)."""
+  path = conv_ops.resolve(conv_impl, dtype)
+  return dict(impl=conv_impl, path=path,
+              onednn=native_build.onednn_version() if path == "onednn" else None)
 
 
 def describe_model(model: Any) -> str:
@@ -125,8 +134,10 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
 
   model_fields = dict(config.model.to_dict())
   counts = flops_lib.train_step_flops(model_fields, clips, frames, size, size)
-  xla = flops_lib.xla_flops(bench.compiled)
   dtype = config.model.dtype
+  conv = conv_path(config.model.conv_impl, dtype)
+  # oneDNN's convolutions are custom calls, whose FLOPs XLA's cost analysis cannot count.
+  xla = flops_lib.xla_flops(bench.compiled) if conv["path"] == "xla" else None
   if options.peak == "measure":
     peak = dict(tflops=peaks.measure_matmul_tflops(dtype, list(bench.mesh.devices.flat)),
                 source=f"measured {dtype} matmul rate of this {device.platform}")
@@ -138,7 +149,7 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
   results: dict[str, Any] = dict(
       config=config_name, machine=machine(),
       model=dict(description=describe_model(bench.model), dtype=dtype, remat=bool(config.model.remat),
-                 fields=model_fields),
+                 fields=model_fields, conv=conv),
       batch=dict(clips=clips, frames=frames, size=size),
       step=dict(median_s=step_s, times_s=jax_times, clips_per_s=clips / step_s,
                 frames_per_s=clips * frames / step_s, compile_s=bench.compile_seconds,

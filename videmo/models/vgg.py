@@ -9,6 +9,9 @@ VGG-Face and VGG16 releases (conv1_1 ... conv5_3), each with `kernel` [3, 3, C_i
 The input is a float image already normalised the way the trunk's weights expect (for
 VGG-Face: RGB in 0..255 minus the mean pixel); normalisation belongs to the input pipeline.
 
+`conv_impl` picks the convolution: 'auto' (oneDNN's kernels on CPU when available, else
+XLA's), 'xla' or 'onednn' (videmo/ops/conv.py); the parameters and values are the same.
+
 `width_divisor` > 1 gives the narrow variant used by tests and the default demo: the same
 structure with every layer's channel count divided (64 -> 8 at divisor 8), so D = 512 / divisor.
 """
@@ -20,6 +23,8 @@ from typing import Any
 import chex
 import flax.linen as nn
 import jax.numpy as jnp
+
+from videmo.ops import conv as conv_ops
 
 # Output channels of each convolution, block by block (VGG16, configuration "D").
 VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
@@ -44,6 +49,7 @@ class VGG16(nn.Module):
   Attributes:
     width_divisor: divide every layer's channels by this (1 = the real VGG16; must divide 64).
     dtype: computation dtype (e.g. jnp.bfloat16); parameters stay float32.
+    conv_impl: 'auto', 'xla' or 'onednn' (videmo/ops/conv.py).
 
   To trade compute for memory, wrap the class in `nn.remat` (the model does so when asked);
   the parameter tree is unchanged.
@@ -51,6 +57,7 @@ class VGG16(nn.Module):
 
   width_divisor: int = 1
   dtype: Any = jnp.float32
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
@@ -61,11 +68,12 @@ class VGG16(nn.Module):
     n, h, w, c = images.shape
     if c != 3 or h % VGG16_STRIDE or w % VGG16_STRIDE:
       raise ValueError(f"images must be [N, H, W, 3] with H, W multiples of 16, got {images.shape}")
+    conv = conv_ops.conv_general_dilated(self.conv_impl, self.dtype)
     x = images.astype(self.dtype)
     for b, block in enumerate(VGG16_BLOCKS):
       for i, channels in enumerate(block):
         x = nn.Conv(channels // self.width_divisor, (3, 3), padding="SAME", dtype=self.dtype,
-                    kernel_init=KERNEL_INIT, name=f"conv{b + 1}_{i + 1}")(x)
+                    kernel_init=KERNEL_INIT, conv_general_dilated=conv, name=f"conv{b + 1}_{i + 1}")(x)
         x = nn.relu(x)
       if b < len(VGG16_BLOCKS) - 1:
         x = nn.max_pool(x, (2, 2), strides=(2, 2))

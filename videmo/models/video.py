@@ -34,6 +34,7 @@ from videmo.models import spatial as spatial_lib
 from videmo.models import temporal as temporal_lib
 from videmo.models.precision import DTYPES, at_least_float32, check_dtype
 from videmo.models.vgg import VGG16, VGG16_STRIDE
+from videmo.ops import conv as conv_ops
 
 SPATIALS: tuple[str, ...] = ("attention", "shift", "average")
 
@@ -55,6 +56,7 @@ class VideoEmotionNet(nn.Module):
   dtype: Any = jnp.float32        # computation dtype (precision.DTYPES); parameters stay float32
   remat: bool = False             # recompute the trunk in the backward pass (saves memory)
   dropout_rate: float = 0.0       # dropout on the frame features V in training (the paper uses none)
+  conv_impl: str = "auto"         # the trunk's convolutions: 'auto', 'xla' or 'onednn' (videmo/ops/conv.py)
 
   @nn.compact
   def __call__(self, frames: jnp.ndarray, mask: jnp.ndarray | None = None,
@@ -73,7 +75,8 @@ class VideoEmotionNet(nn.Module):
     mask = mask.astype(bool)
 
     trunk_cls = nn.remat(VGG16) if self.remat else VGG16
-    local = trunk_cls(width_divisor=self.trunk_width_divisor, dtype=self.dtype, name="trunk")(
+    local = trunk_cls(width_divisor=self.trunk_width_divisor, dtype=self.dtype, conv_impl=self.conv_impl,
+                      name="trunk")(
         frames.reshape(b * f, h, w, 3))
     grid = (h // VGG16_STRIDE, w // VGG16_STRIDE)
     local = local.reshape(b, f, grid[0] * grid[1], local.shape[-1])  # R [B, F, L, D]
@@ -144,6 +147,7 @@ def check_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
   allowed("spatial", SPATIALS)
   allowed("temporal", temporal_lib.POOLINGS)
+  allowed("conv_impl", conv_ops.CONV_IMPLS)
   check_dtype(fields["dtype"])
   allowed("trunk_width_divisor", (1, 2, 4, 8, 16, 32, 64))
   for name, low in (("num_classes", 2), ("num_heads", 1), ("attention_hidden", 1), ("lstm_hidden", 1)):

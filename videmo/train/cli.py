@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -62,6 +63,21 @@ def parse_command_line(prog: str, argv: list[str], required: tuple[str, ...]) ->
   return values
 
 
+# The fastest XLA:CPU flags measured for videmo's training step (docs/benchmarks.md): XLA's own
+# (Eigen) convolutions instead of YNNPACK's, for the convolutions oneDNN does not take over.
+# XLA reads the flags when its backend starts; other platforms ignore them.
+FAST_CPU_XLA_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+
+
+def use_fast_cpu_xla_flags() -> bool:
+  """Set XLA_FLAGS to FAST_CPU_XLA_FLAGS unless the user has set XLA_FLAGS (entry points only,
+  before JAX starts its backend). Returns whether it set them."""
+  if "XLA_FLAGS" in os.environ:
+    return False
+  os.environ["XLA_FLAGS"] = FAST_CPU_XLA_FLAGS
+  return True
+
+
 def setup_logging(level: str) -> None:
   """The console log format and level of a command (entry points only)."""
   logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -70,6 +86,7 @@ def setup_logging(level: str) -> None:
 def train_main(argv: list[str]) -> int:
   args = parse_command_line("videmo train", argv, ("workdir",))
   setup_logging(args.log_level)
+  use_fast_cpu_xla_flags()
   from videmo.train import loop
 
   try:

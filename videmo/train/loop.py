@@ -186,7 +186,8 @@ def compile_steps(exp: Experiment, optimizer, schedule):
   """(train_step, eval_step), jit-compiled for the experiment's mesh."""
   replicated, sharded = parallel.replicated(exp.mesh), parallel.batch_sharded(exp.mesh)
   train_step = jax.jit(
-      steps.make_train_step(exp.model, optimizer, exp.normalise, exp.config.penalty_coef, schedule),
+      parallel.traced_on(exp.mesh, steps.make_train_step(exp.model, optimizer, exp.normalise,
+                                                         exp.config.penalty_coef, schedule)),
       in_shardings=(replicated, sharded, replicated), out_shardings=(replicated, replicated),
       donate_argnums=(0,))
   return train_step, compile_eval_step(exp)
@@ -194,7 +195,7 @@ def compile_steps(exp: Experiment, optimizer, schedule):
 
 def compile_eval_step(exp: Experiment):
   """eval_step, jit-compiled for the experiment's mesh (parameters replicated, batch split)."""
-  return jax.jit(steps.make_eval_step(exp.model, exp.normalise),
+  return jax.jit(parallel.traced_on(exp.mesh, steps.make_eval_step(exp.model, exp.normalise)),
                  in_shardings=(parallel.replicated(exp.mesh), parallel.batch_sharded(exp.mesh)))
 
 

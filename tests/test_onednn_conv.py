@@ -1,0 +1,212 @@
+"""The oneDNN convolution (videmo/ops): same values and gradients as XLA's, in training and data-parallel.
+
+Tolerances come from float32 round-off. Each output of a 3x3 convolution is a sum of
+K = 9 * C_in products; summed in another order (oneDNN's blocking against XLA's), two float32
+results differ by about sqrt(K) * 2^-24 of the sum's scale: 4e-6 at K = 4608 (conv5), measured
+1e-7 to 1.1e-6 of the norm against a float64 convolution for both paths. Hence 1e-5 of the
+norm for the op. bfloat16 rounds each output to 8 bits (2^-9 relative), so both paths are
+compared with float64 there at 2^-8 of the norm. A whole training step amplifies round-off
+by the network's conditioning; there the bound is XLA's own float32 distance from a float64
+step (measured: 1.8e-5 of a parameter's update for the random narrow model, 1.5e-5 for
+oneDNN), doubled, or 1e-5 if that is larger.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from videmo import parallel
+from videmo.models import video
+from videmo.models.input_convention import VGGFACE_CONVENTION
+from videmo.models.vgg import VGG16_BLOCKS
+from videmo.ops import conv as conv_ops
+from videmo.ops import onednn_conv
+from videmo.train import optim, steps
+
+import tiny
+
+pytestmark = pytest.mark.skipif(not onednn_conv.available(), reason="the oneDNN library cannot be built here")
+
+OP_BOUND = 1e-5  # of the norm; see the module docstring
+
+
+def _layer_shapes():
+  """(C_in, C_out, spatial size) of each VGG16 convolution at an input of 32x32, both trunk widths."""
+  shapes = []
+  for divisor in (1, 8):
+    c_in, size = 3, 32
+    for b, block in enumerate(VGG16_BLOCKS):
+      for channels in block:
+        shapes.append((divisor, c_in, channels // divisor, size))
+        c_in = channels // divisor
+      size //= 2 if b < 4 else 1
+  return shapes
+
+
+def _xla(x, w, strides=(1, 1), padding="SAME"):
+  return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _relative(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _value_and_grads(conv, x, w, cotangent):
+  y, vjp = jax.vjp(jax.jit(conv), x, w)
+  return (y, *vjp(cotangent))
+
+
+@pytest.mark.parametrize("divisor,c_in,c_out,size", _layer_shapes())
+def test_forward_and_both_gradients_equal_xla(divisor, c_in, c_out, size):
+  rng = np.random.default_rng(c_in * 1000 + c_out)
+  x = jnp.asarray(rng.standard_normal((2, size, size, c_in)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, c_in, c_out)), jnp.float32)
+  cotangent = jnp.asarray(rng.standard_normal((2, size, size, c_out)), jnp.float32)
+  for ours, theirs, name in zip(_value_and_grads(onednn_conv.conv2d, x, w, cotangent),
+                                _value_and_grads(_xla, x, w, cotangent), ("y", "dx", "dw")):
+    assert ours.shape == theirs.shape and ours.dtype == jnp.float32
+    assert _relative(ours, theirs) <= OP_BOUND, (name, _relative(ours, theirs))
+
+
+@pytest.mark.parametrize("strides,padding", [((2, 2), "SAME"), ((1, 2), "VALID"), ((1, 1), ((2, 0), (1, 3)))])
+def test_strides_and_explicit_padding(strides, padding):
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.standard_normal((3, 9, 10, 5)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 2, 5, 4)), jnp.float32)
+  ref = _xla(x, w, strides, padding)
+  cotangent = jnp.asarray(rng.standard_normal(ref.shape), jnp.float32)
+  conv = lambda x, w: onednn_conv.conv2d(x, w, strides, padding)
+  for ours, theirs in zip(_value_and_grads(conv, x, w, cotangent),
+                          _value_and_grads(lambda x, w: _xla(x, w, strides, padding), x, w, cotangent)):
+    assert _relative(ours, theirs) <= OP_BOUND
+
+
+def test_jit_grad_and_vmap_compose():
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.standard_normal((4, 2, 8, 8, 6)), jnp.float32)  # a vmapped axis of 4
+  w = jnp.asarray(rng.standard_normal((3, 3, 6, 5)), jnp.float32)
+  loss = lambda conv: (lambda x, w: jnp.sum(jnp.tanh(jax.vmap(conv, (0, None))(x, w))))
+  ours = jax.jit(jax.grad(loss(onednn_conv.conv2d), (0, 1)))(x, w)
+  theirs = jax.grad(loss(_xla), (0, 1))(x, w)
+  for a, b in zip(ours, theirs):
+    assert _relative(a, b) <= OP_BOUND
+  # a per-example kernel (both operands batched) runs as a loop of calls
+  ws = jnp.stack([w, 2 * w, -w, w + 1])
+  assert _relative(jax.vmap(onednn_conv.conv2d)(x, ws), jax.vmap(_xla)(x, ws)) <= OP_BOUND
+
+
+@pytest.mark.skipif(not conv_ops.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bfloat16_is_float64_rounded_to_bfloat16():
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.standard_normal((2, 8, 8, 64)), jnp.bfloat16)
+  w = jnp.asarray(rng.standard_normal((3, 3, 64, 32)), jnp.bfloat16)
+  cotangent = jnp.asarray(rng.standard_normal((2, 8, 8, 32)), jnp.bfloat16)
+  with jax.enable_x64(True):
+    exact = _value_and_grads(_xla, *(a.astype(jnp.float64) for a in (x, w, cotangent)))
+  ours = _value_and_grads(onednn_conv.conv2d, x, w, cotangent)
+  for a, b in zip(ours, exact):
+    assert a.dtype == jnp.bfloat16
+    assert _relative(a, b) <= 2.0 ** -8
+
+
+def test_rejected_operands_name_the_problem():
+  x = jnp.zeros((1, 4, 4, 3), jnp.float32)
+  with pytest.raises(ValueError, match="float32 or bfloat16"):
+    onednn_conv.conv2d(x.astype(jnp.float16), jnp.zeros((3, 3, 3, 2), jnp.float16))
+  with pytest.raises(ValueError, match=r"x \[N, H, W, Ci\]"):
+    onednn_conv.conv2d(x, jnp.zeros((3, 3, 4, 2), jnp.float32))
+  with pytest.raises(ValueError, match="conv_impl must be one of"):
+    video.build_model(dict(conv_impl="cudnn"))
+
+
+MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
+OPTIM = dict(groups=dict(trunk=dict(pattern="^trunk/", lr=1e-3), head=dict(pattern="^(?!trunk/)", lr=0.1)),
+             momentum=0.9, nesterov=False, weight_decay=5e-5, sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0,
+             sgdr_min_ratio=0.0)
+
+
+def _batch(b=8, f=4, size=32):
+  rng = np.random.default_rng(0)
+  mask = np.ones((b, f), bool)
+  mask[::3, 2:] = False
+  return dict(frames=rng.integers(0, 256, (b, f, size, size, 3), dtype=np.uint8), mask=mask,
+              label=rng.integers(0, 7, b).astype(np.int32), valid=np.ones(b, bool),
+              index=np.arange(b, dtype=np.int32))
+
+
+def _step(conv_impl, dtype="float32", num_devices=1):
+  """(initial params, params after one train step, loss, compiled HLO text)."""
+  mesh = parallel.data_mesh(num_devices)
+  model = video.build_model(dict(MODEL, conv_impl=conv_impl, dtype=dtype))
+  params = jax.tree.map(lambda p: np.asarray(p, dtype), tiny.random_params(model))  # float32 values
+  tx, _, schedule = optim.make_optimizer(params, OPTIM, total_steps=10, steps_per_epoch=5)
+  state = parallel.replicate(steps.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), mesh)
+  normalise = lambda frames: VGGFACE_CONVENTION.normalize(frames, dtype)
+  step = jax.jit(parallel.traced_on(mesh, steps.make_train_step(model, tx, normalise, 1.0, schedule)),
+                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh), parallel.replicated(mesh)))
+  batch = parallel.global_batch(_batch(), mesh)
+  hlo = step.lower(state, batch, jax.random.key(1)).compile().as_text()
+  new_state, metrics = step(state, batch, jax.random.key(1))
+  return params, jax.device_get(new_state.params), float(metrics["loss"]), hlo
+
+
+def _update_errors(start, reference, other):
+  """Per parameter: |other's update - reference's update| / |reference's update| (norms)."""
+  return [np.linalg.norm(np.float64(b) - np.float64(a)) / np.linalg.norm(np.float64(a) - np.float64(s))
+          for s, a, b in zip(jax.tree.leaves(start), jax.tree.leaves(reference), jax.tree.leaves(other))]
+
+
+@pytest.mark.slow
+def test_a_training_step_with_onednn_equals_one_with_xla():
+  start, xla_params, xla_loss, _ = _step("xla")
+  _, ours, loss, hlo = _step("onednn")
+  assert "custom-call" in hlo and "videmo_onednn_conv" in hlo
+  with jax.enable_x64(True):
+    _, exact, _, _ = _step("xla", "float64")  # from the same float32 values
+  xla_round_off = _update_errors(start, exact, xla_params)
+  bounds = np.maximum(OP_BOUND, 2 * np.asarray(xla_round_off))
+  errors = np.asarray(_update_errors(start, xla_params, ours))
+  assert np.all(errors <= bounds), list(zip(errors, bounds))
+  assert abs(loss - xla_loss) <= OP_BOUND * abs(xla_loss)
+
+
+@pytest.mark.slow
+def test_eight_devices_run_the_op_per_shard_without_gathering_activations():
+  assert len(jax.devices()) == 8, "tests run with 8 simulated CPU devices (see conftest.py)"
+  start, one, loss_one, _ = _step("onednn")
+  _, eight, loss_eight, hlo = _step("onednn", num_devices=8)
+  assert "all-gather" not in hlo and "all-to-all" not in hlo  # each device convolves its own shard
+  assert "all-reduce" in hlo  # the gradients are summed across devices
+  assert abs(loss_one - loss_eight) <= OP_BOUND * abs(loss_one)
+  assert max(_update_errors(start, one, eight)) <= 1e-4  # the same step; only the order of sums differs
+
+
+@pytest.mark.slow
+def test_auto_falls_back_to_xla_when_the_library_is_absent(tmp_path):
+  script = (
+      "import jax, jax.numpy as jnp, numpy as np\n"
+      "from videmo.ops import conv\n"
+      "from videmo.models import video\n"
+      "assert conv.resolve('auto', jnp.float32) == 'xla'\n"
+      "model = video.build_model(dict(trunk_width_divisor=16, attention_hidden=4))\n"
+      "frames = jnp.zeros((1, 2, 32, 32, 3))\n"
+      "params = jax.jit(model.init)(jax.random.key(0), frames)\n"
+      "assert np.isfinite(np.asarray(jax.jit(model.apply)(params, frames)['log_probs'])).all()\n"
+      "try:\n"
+      "  conv.resolve('onednn', jnp.float32)\n"
+      "except ValueError as err:\n"
+      "  print('ERROR', err)\n")
+  env = dict(os.environ, VIDEMO_ONEDNN_ROOT=str(tmp_path), VIDEMO_CACHE_DIR=str(tmp_path / "cache"),
+             XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stderr
+  warnings = [line for line in result.stderr.splitlines() if "oneDNN convolutions unavailable" in line]
+  assert len(warnings) == 1 and "VIDEMO_ONEDNN_ROOT" in warnings[0], result.stderr
+  assert "ERROR model.conv_impl='onednn' cannot run here" in result.stdout
