@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from videmo.models import video
-from videmo.models.vgg import VGG16, VGG16_LAYER_NAMES, VGG16_PARAM_COUNT
+from videmo.models.vgg import VGG16, VGG16_LAYER_NAMES, VGG16_PARAM_COUNT, max_pool_2x2
 
 import tiny
 
@@ -26,6 +26,23 @@ def test_vgg16_has_the_published_parameter_count_and_maps_224_to_14x14x512():
   assert count(params) == VGG16_PARAM_COUNT == 14_714_688
   assert tuple(params["params"]) == VGG16_LAYER_NAMES
   assert jax.eval_shape(trunk.apply, params, images).shape == (2, 14, 14, 512)
+
+
+def test_max_pool_2x2_is_flax_max_pool_in_value_and_gradient():
+  import flax.linen as nn
+
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 6, 3)), jnp.float32)  # no ties
+  cotangent = jnp.asarray(np.random.default_rng(1).standard_normal((2, 4, 3, 3)), jnp.float32)
+  flax_pool = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  ours, ours_vjp = jax.vjp(max_pool_2x2, x)
+  theirs, theirs_vjp = jax.vjp(flax_pool, x)
+  np.testing.assert_array_equal(ours, theirs)
+  np.testing.assert_array_equal(ours_vjp(cotangent)[0], theirs_vjp(cotangent)[0])
+  # After a ReLU, tied zeros get no gradient through either.
+  relu_then = lambda pool: (lambda x: pool(jax.nn.relu(x)))
+  y = jnp.minimum(x, 0.0)  # every window all zeros after the ReLU
+  np.testing.assert_array_equal(jax.vjp(relu_then(max_pool_2x2), y)[1](cotangent)[0],
+                                jax.vjp(relu_then(flax_pool), y)[1](cotangent)[0])
 
 
 def test_narrow_trunk_keeps_structure_and_names():
