@@ -145,6 +145,51 @@ def test_a_nan_stops_training_and_keeps_the_last_good_checkpoint(synthemo_tiny, 
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored["params"]))
 
 
+def _cut_short(step_folder: Path) -> Path:
+  """Truncate the largest data file of a checkpoint to half its size (a disk that filled up)."""
+  files = [p for p in step_folder.rglob("*") if p.is_file() and p.stat().st_size > 0]
+  largest = max(files, key=lambda p: p.stat().st_size)
+  with open(largest, "r+b") as f:
+    f.truncate(largest.stat().st_size // 2)
+  return largest
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_an_older_one(
+    synthemo_tiny, tiny_run, tmp_path, capsys, caplog):
+  shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)  # checkpoints 1 and 2
+  assert finished_steps(tmp_path) == [1, 2]
+  _cut_short(tmp_path / "checkpoints" / "2")
+  record = loop.train_and_evaluate(tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=3), tmp_path)
+  out = capsys.readouterr().out
+  warning = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+  assert len(warning) == 1 and f"{tmp_path / 'checkpoints' / '2'} cannot be read" in warning[0], warning
+  assert "\n" not in warning[0] and "moved it to damaged-2" in warning[0]
+  assert f"resumed from {tmp_path / 'checkpoints'}/1" in out
+  assert (tmp_path / "checkpoints" / "damaged-2").is_dir()
+  assert finished_steps(tmp_path)[-1] == 3 and record["step"] == 3
+  step, restored = final_params(tmp_path)
+  assert step == 3 and all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored["params"]))
+
+
+@pytest.mark.slow
+def test_when_no_checkpoint_reads_the_error_is_one_line_naming_the_folder(synthemo_tiny, tiny_run, tmp_path):
+  shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)
+  for step in (1, 2):
+    _cut_short(tmp_path / "checkpoints" / str(step))
+  config = tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=3)
+  with pytest.raises(checkpoint_lib.CheckpointReadError) as caught:
+    loop.train_and_evaluate(config, tmp_path)  # never silently from step 0
+  message = str(caught.value)
+  assert "\n" not in message and f"{tmp_path / 'checkpoints'}/2 cannot be read" in message
+  assert finished_steps(tmp_path) == [1, 2]  # nothing was moved or overwritten
+  # Reading that step by name (videmo eval, videmo predict) gives the same kind of line.
+  target = checkpoint_lib.restore_target(loop.make_experiment(config).model, config.optim, 32,
+                                         jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  with pytest.raises(checkpoint_lib.CheckpointReadError, match=r"checkpoints/1 cannot be read"):
+    checkpoint_lib.restore_params(tmp_path / "checkpoints" / "1", target)
+
+
 @pytest.mark.slow
 def test_resuming_with_another_optimizer_structure_is_a_clear_error(synthemo_tiny, tiny_run, tmp_path):
   shutil.copytree(tiny_run[0], tmp_path, dirs_exist_ok=True)

@@ -221,9 +221,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                                              config.input.crop_size, numbers["steps_per_epoch"],
                                              numbers["total_steps"])
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
-  start = checkpoints.latest_step() or 0
+  state, start = checkpoints.restore_latest(state)
   if start:
-    state = checkpoints.restore(state, start)
     print(f"resumed from {checkpoints.directory}/{start}")
 
   train_step, eval_step = compile_steps(exp, optimizer, schedule)
