@@ -8,7 +8,6 @@ set -euo pipefail
 config=${1:?usage: launch/local.sh CONFIG WORKDIR [--config.FIELD=VALUE ...]}
 workdir=${2:?usage: launch/local.sh CONFIG WORKDIR [--config.FIELD=VALUE ...]}
 shift 2
-# On CPU, XLA's own convolutions train faster than the default YNNPACK path (same loss to 1e-7;
-# docs/benchmarks.md: 8% on configs/synthemo.py, 31% at full width). The flag is CPU-only.
-export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+# On CPU, `videmo train` sets XLA's fastest measured flag itself unless XLA_FLAGS is set
+# (docs/benchmarks.md).
 exec videmo train --config="$config" --workdir="$workdir" "$@"

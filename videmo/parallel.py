@@ -24,18 +24,33 @@ DATA_AXIS = "data"
 def initialize_distributed() -> bool:
   """Call `jax.distributed.initialize()` when the environment describes a multi-process job.
 
-  Detected: VIDEMO_DISTRIBUTED=1 (set by launch/tpu_pod.sh), an explicit coordinator
-  (JAX_COORDINATOR_ADDRESS), SLURM with more than one task, or a Cloud TPU pod slice
-  (TPU_WORKER_HOSTNAMES with several hosts); JAX finds the cluster's details itself.
+  Detected: an explicit job (VIDEMO_COORDINATOR_ADDRESS, VIDEMO_NUM_PROCESSES and
+  VIDEMO_PROCESS_ID, as launch/local_processes.sh sets them), VIDEMO_DISTRIBUTED=1 (set by
+  launch/tpu_pod.sh), JAX_COORDINATOR_ADDRESS, SLURM with more than one task, or a Cloud TPU
+  pod slice (TPU_WORKER_HOSTNAMES with several hosts); for the last four JAX finds the
+  cluster's details itself. A process that stops sending heartbeats (it died) makes the others
+  exit within VIDEMO_HEARTBEAT_TIMEOUT seconds (default 60) instead of waiting for it forever.
   Returns True if it initialised.
   """
   env = os.environ
   if jax.distributed.is_initialized():
     return True
+  timeouts = dict(heartbeat_timeout_seconds=int(env.get("VIDEMO_HEARTBEAT_TIMEOUT", "60")),
+                  initialization_timeout=int(env.get("VIDEMO_INIT_TIMEOUT", "300")))
+  if "VIDEMO_COORDINATOR_ADDRESS" in env:
+    try:
+      num_processes, process_id = int(env["VIDEMO_NUM_PROCESSES"]), int(env["VIDEMO_PROCESS_ID"])
+    except (KeyError, ValueError):
+      raise ValueError("VIDEMO_COORDINATOR_ADDRESS needs VIDEMO_NUM_PROCESSES and VIDEMO_PROCESS_ID "
+                       "(integers) in the environment") from None
+    if not 0 <= process_id < num_processes:
+      raise ValueError(f"VIDEMO_PROCESS_ID must be in 0..{num_processes - 1}, got {process_id}")
+    jax.distributed.initialize(env["VIDEMO_COORDINATOR_ADDRESS"], num_processes, process_id, **timeouts)
+    return True
   multi_slurm = int(env.get("SLURM_NTASKS", "1")) > 1
   tpu_pod = len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h]) > 1
   if env.get("VIDEMO_DISTRIBUTED") == "1" or "JAX_COORDINATOR_ADDRESS" in env or multi_slurm or tpu_pod:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**timeouts)
     return True
   return False
 
@@ -75,8 +90,21 @@ def global_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.A
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-  """Put a pytree on every device of the mesh."""
-  return jax.device_put(tree, replicated(mesh))
+  """Put a pytree on every device of the mesh.
+
+  With several processes each one builds its copies from host memory (every process holds
+  the same values): an array already committed to one local device (loaded weights) cannot be
+  sent to other hosts' devices by `device_put` on CPU.
+  """
+  sharding = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def put(leaf):
+    value = np.asarray(jax.device_get(leaf))
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+  return jax.tree.map(put, tree)
 
 
 def traced_on(mesh: Mesh, fn):

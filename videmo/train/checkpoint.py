@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 from videmo.train import run_dir
 
@@ -191,6 +192,8 @@ class Checkpoints:
       destination = Path(self.directory) / f"{DAMAGED_PREFIX}{step}-{os.getpid()}"
     if jax.process_index() == 0:
       source.rename(destination)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"videmo: checkpoint {step} set aside")
     reason = f" ({failure.reason})" if failure is not None else ""
     log.warning("the checkpoint %s cannot be read%s; moved it to %s and resuming from an older one",
                 source, reason, destination.name)

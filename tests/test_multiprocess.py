@@ -1,0 +1,165 @@
+"""Training as several processes on one machine (launch/local_processes.sh, jax.distributed, gloo).
+
+Two processes with 4 CPU devices each run the same SPMD program over the same 8 devices as one
+process with 8: each process reads its half of every global batch and of every evaluation
+batch, the gradients are summed across processes by gloo instead of in process. Only the order
+of the sums differs, so losses and parameters agree to float32 round-off: per step, 1e-5 of the
+loss; at the end, 1e-3 of each parameter's change over the run, beyond two units in the last
+place of the parameter (the values are float32; the trunk's learning rate of 1e-5 moves them by
+a few hundred units). Measured over 12 steps: the logged losses equal, parameters within 2e-6
+of their change once one-unit differences are set aside.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+
+import tiny
+from tiny import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiprocess")]
+
+STEPS = 12
+LOSS = re.compile(r"\[(\d+)\] [^\n]*?train/loss=([0-9.eE+-]+)")
+
+
+def _environment(port: int, heartbeat_s: int = 60) -> dict:
+  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu", PORT=str(port), VIDEMO_HEARTBEAT_TIMEOUT=str(heartbeat_s))
+  env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the `videmo` of this environment
+  return env
+
+
+def _overrides(data_dir, steps: int = STEPS) -> list[str]:
+  return [*tiny.flags(data_dir, steps), "--config.num_devices=0", "--config.batch_size=8",
+          "--config.eval_batch_size=8", "--log_level=INFO"]
+
+
+def _launch(workdir, data_dir, processes: int, devices: int, port: int, steps: int = STEPS, **popen):
+  command = [str(REPO / "launch" / "local_processes.sh"), str(processes), str(REPO / "configs" / "table1_sa2_reg1.py"),
+             str(workdir), *_overrides(data_dir, steps), f"--config.keep_checkpoints={steps}"]
+  env = dict(_environment(port), DEVICES_PER_PROCESS=str(devices))
+  return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _run(workdir, data_dir, processes: int, devices: int, port: int, steps: int = STEPS) -> str:
+  process = _launch(workdir, data_dir, processes, devices, port, steps)
+  out, _ = process.communicate(timeout=600)
+  assert process.returncode == 0, out[-3000:]
+  return out
+
+
+def _losses(log: str) -> dict[int, float]:
+  return {int(step): float(loss) for step, loss in LOSS.findall(log)}
+
+
+def _restore(workdir, step: int | None = None):
+  """(step, state) of a checkpoint onto this process's first device, whatever topology wrote it."""
+  manager = ocp.CheckpointManager(Path(workdir) / "checkpoints", item_handlers=ocp.StandardCheckpointHandler())
+  step = manager.latest_step() if step is None else step
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), manager.item_metadata(step))
+  state = manager.restore(step, args=ocp.args.StandardRestore(target))
+  manager.close()
+  return step, jax.device_get(state)
+
+
+def _training_process(group: int, process_id: int) -> int:
+  """The pid of `videmo train` with VIDEMO_PROCESS_ID=process_id in process group `group`."""
+  for entry in Path("/proc").iterdir():
+    try:
+      pid = int(entry.name)
+      if os.getpgid(pid) != group or b"videmo" not in (entry / "cmdline").read_bytes():
+        continue
+      if f"VIDEMO_PROCESS_ID={process_id}\0".encode() in (entry / "environ").read_bytes():
+        return pid
+    except (ValueError, OSError):
+      continue
+  raise AssertionError(f"no training process {process_id} in process group {group}")
+
+
+def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_tiny, tmp_path):
+  one, two = tmp_path / "one", tmp_path / "two"
+  log_one = _run(one, synthemo_tiny, processes=1, devices=8, port=12401)
+  log_two = _run(two, synthemo_tiny, processes=2, devices=4, port=12402)
+  losses_one, losses_two = _losses(log_one), _losses(log_two)
+  assert sorted(losses_one) == sorted(losses_two) == list(range(1, STEPS + 1)), log_two[-2000:]
+  loss_gap = max(abs(losses_one[s] - losses_two[s]) / abs(losses_one[s]) for s in losses_one)
+  assert loss_gap <= 1e-5, loss_gap
+  (step_a, a), (step_b, b) = _restore(one), _restore(two)
+  assert step_a == step_b == STEPS
+  _, start = _restore(one, 1)  # each parameter's change from step 1 on
+  gaps = {}
+  for (path, s), x, y in zip(jax.tree_util.tree_leaves_with_path(start["params"]), jax.tree.leaves(a["params"]),
+                             jax.tree.leaves(b["params"])):
+    x, y, s = np.asarray(x), np.asarray(y), np.asarray(s)
+    # Each update is rounded into the float32 parameter: runs whose updates differ by round-off
+    # may store values one unit in the last place apart, which is not small next to the tiny
+    # changes of the trunk (learning rate 1e-5). Those units are allowed on top of the bound.
+    excess = np.maximum(np.abs(x - y) - 2 * np.spacing(np.abs(x)), 0).max()
+    gaps[jax.tree_util.keystr(path)] = excess / max(np.abs(x - s).max(), 1e-12)
+  print(f"largest relative gap: loss {loss_gap:.1e}, parameter change {max(gaps.values()):.1e}")
+  assert max(gaps.values()) <= 1e-3, sorted(gaps.items(), key=lambda kv: -kv[1])[:6]
+  m1, m2 = (json.loads((workdir / "metrics.json").read_text()) for workdir in (one, two))
+  assert m1["wrong"]["confusion"] == m2["wrong"]["confusion"] and m1["wrong"]["clips_scored"] > 0
+  assert abs(m1["loss"] - m2["loss"]) <= 1e-5 * abs(m1["loss"])  # the evaluation, combined over processes
+  assert "Traceback" not in (two / "process_1.log").read_text()
+
+
+def test_both_processes_killed_and_relaunched_end_as_an_uninterrupted_run(synthemo_tiny, tmp_path):
+  straight, killed = tmp_path / "straight", tmp_path / "killed"
+  _run(straight, synthemo_tiny, processes=2, devices=4, port=12403)
+  launcher = _launch(killed, synthemo_tiny, processes=2, devices=4, port=12404, start_new_session=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and launcher.poll() is None:
+    folder = killed / "checkpoints"
+    done = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
+    if done and done[-1] >= 4:
+      break
+    time.sleep(0.05)
+  assert launcher.poll() is None, "the run finished before it could be killed"
+  os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both training processes
+  launcher.wait()
+  time.sleep(1)
+  out = _run(killed, synthemo_tiny, processes=2, devices=4, port=12405)
+  assert "resumed from" in out
+  (step_a, a), (step_b, b) = _restore(straight), _restore(killed)
+  assert step_a == step_b == STEPS
+  jax.tree.map(np.testing.assert_array_equal, a["params"], b["params"])
+  jax.tree.map(np.testing.assert_array_equal, a["opt_state"], b["opt_state"])
+
+
+def test_when_one_process_dies_the_other_exits_instead_of_hanging(synthemo_tiny, tmp_path):
+  heartbeat_s = 10
+  env = dict(_environment(12406, heartbeat_s), DEVICES_PER_PROCESS="4")
+  command = [str(REPO / "launch" / "local_processes.sh"), "2", str(REPO / "configs" / "table1_sa2_reg1.py"), str(tmp_path),
+             *_overrides(synthemo_tiny, steps=10_000)]
+  launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+  try:
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "checkpoints" / "2").exists():
+      time.sleep(0.1)
+    assert (tmp_path / "checkpoints" / "2").exists(), "training did not start"
+    process_1 = _training_process(os.getpgid(launcher.pid), process_id=1)
+    killed_at = time.time()
+    os.kill(process_1, signal.SIGKILL)
+    out, _ = launcher.communicate(timeout=heartbeat_s * 6 + 60)
+    waited = time.time() - killed_at
+  finally:
+    if launcher.poll() is None:
+      os.killpg(launcher.pid, signal.SIGKILL)
+  assert launcher.returncode != 0
+  assert waited < heartbeat_s * 6, waited
+  assert "local_processes.sh: process 1 exited with status 137 (signal 9)" in out, out[-2000:]
+  print(f"process 0 exited {waited:.1f} s after process 1 was killed; its last lines:\n{out[-1500:]}")
