@@ -285,3 +285,26 @@ def test_afew_layout_accepts_the_usual_spellings(tmp_path):
   assert [(i.kind, i.path) for i in issues] == [("unknown_class", "AFEW_7.0/Validation/AlignedFaces_LBPTOP_Points")]
   with pytest.raises(FileNotFoundError, match="no Train_AFEW or Val_AFEW folder"):
     list_afew(root / "AFEW_7.0" / "train_afew")
+
+
+def test_each_clip_is_reported_once_under_its_cause(tmp_path):
+  """A face-free clip cut short is a clip without a face, not also a truncated video; a face
+  clip cut short is a truncated video (written, with the frames before the damage)."""
+  root = tmp_path / "data"
+  _clip(root / "train/happy/whole.avi", face_checks.astronaut_clip(8, seed=1))
+  for name, frames in (("face", face_checks.astronaut_clip(14, seed=2)),
+                       ("coffee", face_checks.face_free_clip(14))):
+    _clip(root / f"train/sad/{name}_full.avi", frames)
+    data = (root / f"train/sad/{name}_full.avi").read_bytes()
+    (root / f"train/sad/{name}_full.avi").unlink()
+    (root / f"train/sad/{name}_cut.avi").write_bytes(data[: int(len(data) * 0.6)])
+  builder = tfds.builder("video_folder/once", data_dir=os.fspath(tmp_path / "tfds"), workers=1, progress=False)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(root)))
+  report = json.loads((Path(builder.data_dir) / "prepare_report.json").read_text())
+  assert [c["source"] for c in report["clips_without_face"]] == ["train/sad/coffee_cut.avi"]
+  assert "decoded frames" in report["clips_without_face"][0]["error"]
+  assert [c["source"] for c in report["truncated_videos"]] == ["train/sad/face_cut.avi"]
+  listed = [c["source"] for key in ("clips_without_face", "unreadable_files", "empty_videos", "truncated_videos")
+            for c in report[key]]
+  assert len(listed) == len(set(listed))
+  assert report["summary"]["truncated_videos"] == 1 and report["summary"]["clips_without_face"] == 1

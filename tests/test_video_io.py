@@ -52,6 +52,22 @@ def test_truncated_video_keeps_the_frames_before_the_damage(tmp_path):
     assert video.truncated and video.num_frames == 12
 
 
+def test_a_decode_a_few_frames_short_of_the_container_s_promise_is_complete(tmp_path):
+  """Frame counts and durations in headers are estimates (B-frames, edit lists): 98 promised
+  and 95 decoded is a whole video; half the promise is not."""
+  path = tmp_path / "clip.mp4"
+  video_io.write_video(path, np.random.default_rng(1).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8), fps=25)
+  with video_io.VideoReader(path) as video:
+    assert sum(1 for _ in video) == 40 and video.duration_frames == 40 and not video.truncated
+    for promised, truncated in ((42, False), (43, False), (44, True), (60, True)):
+      video.num_frames = video.duration_frames = promised
+      assert video.truncated == truncated, promised
+    video.num_frames, video.duration_frames = None, 41  # no frame count: the duration's promise
+    assert not video.truncated and video.expected_frames == 41
+    video.duration_frames = 60
+    assert video.truncated
+
+
 def test_unreadable_inputs_raise_a_clear_error(tmp_path):
   garbage = tmp_path / "garbage.avi"
   garbage.write_bytes(np.random.default_rng(0).bytes(4000))

@@ -77,11 +77,19 @@ def is_frame_folder(path: str | os.PathLike) -> bool:
   return any(p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") for p in path.iterdir())
 
 
+# A container's frame count and duration are estimates for some codecs and muxers (B-frames,
+# edit lists, variable frame rates): an H.264 .mp4 promising 98 frames may decode 95, all of
+# them. A decode counts as cut short only when it ends more than this far below the promise.
+SHORTFALL_TOLERANCE = 0.05   # of the promised frames
+SHORTFALL_MIN_FRAMES = 3
+
+
 class VideoReader:
   """Streams the RGB frames [H, W, 3] uint8 of a video file or frame folder.
 
       with VideoReader("clip.avi") as video:
         print(video.fps, video.num_frames)   # from the container header; None if unknown
+        video.duration_frames                # the stream's duration x fps; None if unknown
         for frame in video: ...              # [H, W, 3] uint8
         video.frames_read, video.truncated, video.error
 
@@ -94,6 +102,7 @@ class VideoReader:
     self.path = Path(path)
     self.fps: float | None = None
     self.num_frames: int | None = None
+    self.duration_frames: int | None = None
     self.frames_read = 0
     self.error: str | None = None
     self._container = None
@@ -122,14 +131,26 @@ class VideoReader:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     self.fps = float(rate) if rate else None
     self.num_frames = int(stream.frames) if stream.frames else None
+    if stream.duration and stream.time_base and self.fps:
+      self.duration_frames = int(round(float(stream.duration * stream.time_base) * self.fps))
     self._stream = stream
 
   @property
+  def expected_frames(self) -> int | None:
+    """The frames the container promises: its frame count, else its duration x fps (the
+    duration of a damaged file can be estimated from what is left of it, the count cannot)."""
+    return self.num_frames or self.duration_frames or None
+
+  @property
   def truncated(self) -> bool:
-    """True when decoding stopped on an error, or gave fewer frames than the header promised."""
+    """True when decoding stopped on an error, or ended clearly short of what the container
+    promises (beyond SHORTFALL_TOLERANCE of it, and at least SHORTFALL_MIN_FRAMES frames)."""
     if self.error is not None:
       return True
-    return self.num_frames is not None and self._frame_files is None and self.frames_read < self.num_frames
+    expected = self.expected_frames
+    if self._frame_files is not None or expected is None:
+      return False
+    return self.frames_read < expected - max(SHORTFALL_MIN_FRAMES, SHORTFALL_TOLERANCE * expected)
 
   def __iter__(self) -> Iterator[np.ndarray]:
     if self._frame_files is not None:

@@ -117,7 +117,7 @@ def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels)
       result.num_source_frames = len(crops)
       if video.truncated and (options.max_frames is None or len(crops) < options.max_frames):
         result.truncated = True
-        expected = f" of {video.num_frames}" if video.num_frames else ""
+        expected = f" of {video.expected_frames}" if video.expected_frames else ""
         result.message = video.error or f"only {len(crops)}{expected} frames could be decoded"
   except video_io.VideoReadError as err:
     result.status = EMPTY if isinstance(err, video_io.EmptyVideoError) else UNREADABLE
@@ -136,8 +136,10 @@ def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels)
   elif not crops:
     result.status, result.message = EMPTY, "zero-length video (no frames)"
   elif len(result.missing_frames) == len(crops):
-    result.status = NO_FACE
-    result.message = f"no face in any of its {len(crops)} frames"
+    # One cause per clip: a clip cut short without a face in what remains is a clip without a face.
+    cut_short = f"; {result.message}" if result.truncated else ""
+    result.status, result.truncated = NO_FACE, False
+    result.message = f"no face in any of its {len(crops)} {'decoded ' if cut_short else ''}frames{cut_short}"
   else:
     _apply_policy(result, crops, options.missing_face)
   result.seconds = time.perf_counter() - start

@@ -10,7 +10,9 @@ written as `prepare_report.json` next to the shards (`videmo prepare` prints its
     clips_without_face    clips where no frame has a face (not written): source, frames
     unreadable_files      files that could not be decoded at all (not written): source, error
     empty_videos          zero-length videos (not written)
-    truncated_videos      videos that break off; the frames before the damage were kept
+    truncated_videos      videos written that break off; the frames before the damage were kept
+                          (each clip is in one list only, under its cause: a clip cut short with
+                          no face in what remains is a clip without a face)
     not_video_files       files or folders in the tree that are neither videos nor frames
     unknown_class_folders class folders or labels that are not classes (their clips skipped)
     other_issues          loose files, missing files named by annotations, duplicates, ...
@@ -64,7 +66,7 @@ def build_report(dataset: str, results: Sequence[clip_processing.ClipResult],
       "empty_videos": [{"source": r.source, "split": r.split, "error": r.message}
                        for r in by_status(clip_processing.EMPTY)],
       "truncated_videos": [{"source": r.source, "split": r.split, "frames_decoded": r.num_source_frames,
-                            "error": r.message} for r in results if r.truncated],
+                            "error": r.message} for r in results if r.truncated and r.status == clip_processing.OK],
       "not_video_files": [],
       "unknown_class_folders": [],
       "other_issues": [],
