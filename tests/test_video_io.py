@@ -68,6 +68,27 @@ def test_a_decode_a_few_frames_short_of_the_container_s_promise_is_complete(tmp_
     assert video.truncated
 
 
+@pytest.mark.parametrize("degrees", [90, -90, 180])
+def test_a_phone_video_recorded_upright_comes_out_upright(tmp_path, degrees):
+  """The sensor's frames are stored turned, with a display rotation saying how to turn them back."""
+  import av
+  import skimage.data
+
+  upright = np.ascontiguousarray(skimage.data.astronaut()[::2, ::2][:, :192])  # [256, 192, 3], a face
+  stored = np.ascontiguousarray(np.rot90(upright, k=-degrees // 90))
+  path = tmp_path / "phone.mp4"
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+    stream.set_display_rotation(degrees)
+    for _ in range(3):
+      container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+    container.mux(stream.encode())
+  frames, _ = video_io.read_video(path)
+  assert frames.shape == (3, *upright.shape)
+  assert np.abs(frames.astype(int) - upright).mean() < 8  # H.264 round-off; turned wrong it is ~80
+
+
 def test_unreadable_inputs_raise_a_clear_error(tmp_path):
   garbage = tmp_path / "garbage.avi"
   garbage.write_bytes(np.random.default_rng(0).bytes(4000))

@@ -10,8 +10,8 @@ on Linux, macOS and Windows, so no system FFmpeg or OpenCV is needed. A clip is 
 
 Frames come out as uint8 RGB arrays [H, W, 3]. `VideoReader` raises `VideoReadError`, with
 the path and FFmpeg's reason, when a file cannot be opened or has no video stream
-(`EmptyVideoError` for a 0-byte file). When a
-video breaks off in the middle (truncated, damaged), the frames before the damage are
+(`EmptyVideoError` for a 0-byte file). When a video carries a display rotation (phone
+videos), frames come out turned as it says: upright. When a video breaks off in the middle (truncated, damaged), the frames before the damage are
 returned and `reader.truncated` / `reader.error` say what happened, so a caller keeps what
 can be kept and reports the rest.
 """
@@ -177,8 +177,14 @@ class VideoReader:
     try:
       for frame in self._container.decode(self._stream):
         self.frames_read += 1
+        image = frame.to_ndarray(format="rgb24")
+        # Phones store frames as the sensor saw them and say in the display matrix how to turn
+        # them (counterclockwise degrees): turned here, a video recorded upright comes out upright.
+        turns = int(round((frame.rotation or 0) / 90)) % 4
+        if turns:
+          image = np.rot90(image, k=turns)
         # FFmpeg pads rows to an alignment; dlib and friends need C-contiguous arrays.
-        yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+        yield np.ascontiguousarray(image)
     except (av.error.FFmpegError, OSError, ValueError) as err:
       self.error = f"decoding stopped after {self.frames_read} frames ({_reason(err)})"
 
