@@ -89,6 +89,21 @@ def test_a_phone_video_recorded_upright_comes_out_upright(tmp_path, degrees):
   assert np.abs(frames.astype(int) - upright).mean() < 8  # H.264 round-off; turned wrong it is ~80
 
 
+def test_a_file_with_sound_and_no_picture_is_a_clear_error(tmp_path):
+  import av
+
+  path = tmp_path / "voice.m4a"
+  with av.open(str(path), "w") as container:
+    stream = container.add_stream("aac", rate=16000)
+    for i in range(5):
+      frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+      frame.sample_rate, frame.pts = 16000, i * 1024
+      container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+  with pytest.raises(video_io.VideoReadError, match="voice.m4a: has no video stream"):
+    video_io.VideoReader(path)
+
+
 def test_unreadable_inputs_raise_a_clear_error(tmp_path):
   garbage = tmp_path / "garbage.avi"
   garbage.write_bytes(np.random.default_rng(0).bytes(4000))
