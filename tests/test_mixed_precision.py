@@ -20,7 +20,7 @@ from videmo.train.base_config import get_config
 
 import tiny
 
-MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
+MODEL = tiny.STEP_MODEL
 OPTIM = dict(groups=dict(all=dict(pattern=".", lr=0.05)), momentum=0.9, nesterov=False, weight_decay=5e-5,
              sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0, sgdr_min_ratio=0.0)
 

@@ -6,9 +6,11 @@ results differ by about sqrt(K) * 2^-24 of the sum's scale: 4e-6 at K = 4608 (co
 1e-7 to 1.1e-6 of the norm against a float64 convolution for both paths. Hence 1e-5 of the
 norm for the op. bfloat16 rounds each output to 8 bits (2^-9 relative), so both paths are
 compared with float64 there at 2^-8 of the norm. A whole training step amplifies round-off
-by the network's conditioning; there the bound is XLA's own float32 distance from a float64
-step (measured: 1.8e-5 of a parameter's update for the random narrow model, 1.5e-5 for
-oneDNN), doubled, or 1e-5 if that is larger.
+by the network's conditioning; there the scale is the step's round-off level, XLA's own
+largest float32 distance from a float64 step (measured: 1.5e-5 to 1.8e-5 of a parameter's
+update for the random narrow model). oneDNN's step must be within twice that of the float64
+step (measured 1.1e-5) and within three times that of XLA's (the triangle; measured 1.6e-5),
+or within 1e-5 where that is larger.
 """
 
 import os
@@ -126,32 +128,17 @@ def test_rejected_operands_name_the_problem():
     video.build_model(dict(conv_impl="cudnn"))
 
 
-MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
-OPTIM = dict(groups=dict(trunk=dict(pattern="^trunk/", lr=1e-3), head=dict(pattern="^(?!trunk/)", lr=0.1)),
-             momentum=0.9, nesterov=False, weight_decay=5e-5, sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0,
-             sgdr_min_ratio=0.0)
-
-
-def _batch(b=8, f=4, size=32):
-  rng = np.random.default_rng(0)
-  mask = np.ones((b, f), bool)
-  mask[::3, 2:] = False
-  return dict(frames=rng.integers(0, 256, (b, f, size, size, 3), dtype=np.uint8), mask=mask,
-              label=rng.integers(0, 7, b).astype(np.int32), valid=np.ones(b, bool),
-              index=np.arange(b, dtype=np.int32))
-
-
 def _step(conv_impl, dtype="float32", num_devices=1):
   """(initial params, params after one train step, loss, compiled HLO text)."""
   mesh = parallel.data_mesh(num_devices)
-  model = video.build_model(dict(MODEL, conv_impl=conv_impl, dtype=dtype))
+  model = video.build_model(dict(tiny.STEP_MODEL, conv_impl=conv_impl, dtype=dtype))
   params = jax.tree.map(lambda p: np.asarray(p, dtype), tiny.random_params(model))  # float32 values
-  tx, _, schedule = optim.make_optimizer(params, OPTIM, total_steps=10, steps_per_epoch=5)
+  tx, _, schedule = optim.make_optimizer(params, tiny.STEP_OPTIM, total_steps=10, steps_per_epoch=5)
   state = parallel.replicate(steps.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params)), mesh)
   normalise = lambda frames: VGGFACE_CONVENTION.normalize(frames, dtype)
   step = jax.jit(parallel.traced_on(mesh, steps.make_train_step(model, tx, normalise, 1.0, schedule)),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh), parallel.replicated(mesh)))
-  batch = parallel.global_batch(_batch(), mesh)
+  batch = parallel.global_batch(tiny.step_batches(n=1)[0], mesh)
   hlo = step.lower(state, batch, jax.random.key(1)).compile().as_text()
   new_state, metrics = step(state, batch, jax.random.key(1))
   return params, jax.device_get(new_state.params), float(metrics["loss"]), hlo
@@ -170,10 +157,13 @@ def test_a_training_step_with_onednn_equals_one_with_xla():
   assert "custom-call" in hlo and "videmo_onednn_conv" in hlo
   with jax.enable_x64(True):
     _, exact, _, _ = _step("xla", "float64")  # from the same float32 values
-  xla_round_off = _update_errors(start, exact, xla_params)
-  bounds = np.maximum(OP_BOUND, 2 * np.asarray(xla_round_off))
-  errors = np.asarray(_update_errors(start, xla_params, ours))
-  assert np.all(errors <= bounds), list(zip(errors, bounds))
+  # The step's float32 round-off level: XLA's own distance from the float64 step, over all
+  # parameters (per parameter it is a matter of luck: some land nearer than others).
+  round_off = max(_update_errors(start, exact, xla_params))
+  ours_off = np.asarray(_update_errors(start, exact, ours))
+  assert np.all(ours_off <= max(OP_BOUND, 2 * round_off)), (ours_off, round_off)  # as accurate as XLA
+  apart = np.asarray(_update_errors(start, xla_params, ours))
+  assert np.all(apart <= max(OP_BOUND, 3 * round_off)), (apart, round_off)  # the triangle: 2 + 1
   assert abs(loss - xla_loss) <= OP_BOUND * abs(xla_loss)
 
 

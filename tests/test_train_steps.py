@@ -23,27 +23,8 @@ from videmo.train import optim, steps
 
 import tiny
 
-MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
-OPTIM = dict(groups=dict(trunk=dict(pattern="^trunk/", lr=1e-3), head=dict(pattern="^(?!trunk/)", lr=0.1)),
-             momentum=0.9, nesterov=False, weight_decay=5e-5, sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0,
-             sgdr_min_ratio=0.0)
 ROUND_OFF_BOUND = 1e-9  # of each parameter's change; see the module docstring
-
-
-def make_batches(n=3, b=8, f=4, size=32):
-  """Batches whose devices differ in what they hold: short clips (masked frames) on some,
-  a padding clip (valid = False) on one, so per-device and global normalisations differ."""
-  rng = np.random.default_rng(0)
-  batches = []
-  for i in range(n):
-    mask = np.ones((b, f), bool)
-    mask[::3, 2:] = False
-    valid = np.ones(b, bool)
-    valid[(2 * i + 1) % b] = False
-    batches.append(dict(frames=rng.integers(0, 256, (b, f, size, size, 3), dtype=np.uint8), mask=mask,
-                        label=rng.integers(0, 7, b).astype(np.int32), valid=valid,
-                        index=np.arange(b, dtype=np.int32)))
-  return batches
+MODEL, OPTIM, make_batches = tiny.STEP_MODEL, tiny.STEP_OPTIM, tiny.step_batches
 
 
 def run(num_devices, batches, dtype="float32", penalty_coef=1.0):

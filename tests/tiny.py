@@ -106,3 +106,29 @@ def random_params(model, num_frames: int = 4, size: int = 32, seed: int = 0, dty
     return value.astype(dtype or leaf.dtype)
 
   return jax.tree.map(draw, shapes)
+
+
+# A small model, optimiser and batches for tests of the train step itself.
+STEP_MODEL = dict(trunk_width_divisor=16, attention_hidden=8, num_heads=2)
+STEP_OPTIM = dict(groups=dict(trunk=dict(pattern="^trunk/", lr=1e-3), head=dict(pattern="^(?!trunk/)", lr=0.1)),
+                  momentum=0.9, nesterov=False, weight_decay=5e-5, sgdr_cycle_epochs=1.0, sgdr_multiplier=1.0,
+                  sgdr_min_ratio=0.0)
+
+
+def step_batches(n: int = 3, b: int = 8, f: int = 4, size: int = 32) -> list[dict]:
+  """`n` batches of `b` clips for STEP_MODEL whose devices differ in what they hold: short clips
+  (masked frames) on some, a padding clip (valid = False) on one, so per-device and global
+  normalisations differ."""
+  import numpy as np
+
+  rng = np.random.default_rng(0)
+  batches = []
+  for i in range(n):
+    mask = np.ones((b, f), bool)
+    mask[::3, 2:] = False
+    valid = np.ones(b, bool)
+    valid[(2 * i + 1) % b] = False
+    batches.append(dict(frames=rng.integers(0, 256, (b, f, size, size, 3), dtype=np.uint8), mask=mask,
+                        label=rng.integers(0, 7, b).astype(np.int32), valid=valid,
+                        index=np.arange(b, dtype=np.int32)))
+  return batches

@@ -60,29 +60,25 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]
                             f"or set --config.build_if_missing=True")
   # Several processes: process 0 builds first; the others then find it built (a shared data_dir)
   # or build their own copy (a data_dir on each host).
-  first = jax.process_index() == 0
-  for turn_of_first in ((True, False) if jax.process_count() > 1 else (first,)):
-    if turn_of_first == first:
-      builder = _built(config.dataset, data_dir)
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices(f"videmo: {config.dataset} built")
+  if jax.process_index() == 0:
+    _build_if_missing(builder, config.dataset, data_dir)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"videmo: {config.dataset} built")
+    if jax.process_index() > 0:
+      builder = prepare.load_builder(config.dataset, data_dir)  # sees what process 0 built
+      _build_if_missing(builder, config.dataset, data_dir)
   class_names = list(builder.info.features["label"].names)
   train = pipeline.open_split(config.dataset, config.train_split, data_dir)
   evaluation = pipeline.open_split(config.dataset, config.eval_split, data_dir)
   return train, evaluation, class_names
 
 
-def _built(dataset: str, data_dir: str):
-  """The dataset's builder, after building the dataset if it is not built yet."""
+def _build_if_missing(builder, dataset: str, data_dir: str) -> None:
   import tensorflow_datasets as tfds
 
-  from videmo.data.preparation import prepare
-
-  builder = prepare.load_builder(dataset, data_dir)
   if not builder.is_prepared():
     print(f"building {dataset} in {data_dir} (once)")
     builder.download_and_prepare(file_format="array_record", download_config=tfds.download.DownloadConfig())
-  return builder
 
 
 def train_batch_stream(config: ml_collections.ConfigDict, source: Any, batch_size: int, start_step: int = 0):
