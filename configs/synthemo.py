@@ -3,8 +3,9 @@
     videmo train --config=configs/synthemo.py --workdir=runs/synthemo
 
 The paper fine-tunes VGG16 pre-trained on face images (VGG-Face). No pre-trained weights exist
-for the narrow trunk (1/8 of VGG16's width), so the run has two stages, both built first in
-~/tensorflow_datasets if absent (about 30 s):
+for the narrow trunk (1/8 of VGG16's width), so the run has two stages (the recipe of
+videmo/train/synthemo_recipe.py, shared with the tables' SynthEmo analogues), both datasets
+built first in ~/tensorflow_datasets if absent (about 30 s):
 
 1. runs/synthemo/pretrain: the same network learns expressions from labelled face stills,
    synthemo/stills (2,000 apex frames of other people than the videos'; the analogue of a
@@ -29,56 +30,12 @@ trained on the videos alone stays at chance for hundreds of steps: clip labels a
 weak a signal to start it (docs/synthemo.md lists what was tried).
 """
 
-from videmo.train import base_config
-
-
-def _stills_config(hardware: str):
-  """Stage 1: the same network as a frame classifier on labelled stills (one-frame clips)."""
-  config = _narrow_model(base_config.get_config(hardware))
-  config.dataset = "synthemo/stills"
-  config.input.num_frames = 1
-  config.input.eval_buckets = (1,)
-  config.optim.groups = dict(all=dict(pattern=".", lr=0.05, frozen=False))
-  _schedule(config, batch_size=64, epochs=26.0, eval_every_epochs=13.0)  # 806 steps
-  config.eval_batch_size = 64
-  config.log_every_steps = 50
-  config.checkpoint_every_steps = 200
-  return config
-
-
-def _narrow_model(config):
-  """What both stages share: the narrow trunk at 64x64, the head, clipped SGD, in-process loading."""
-  config.build_if_missing = True
-  config.init.pretrained_required = False
-  config.model.trunk_width_divisor = 8
-  config.model.attention_hidden = 32
-  config.model.num_heads = 2
-  config.penalty_coef = 0.1
-  config.input.crop_size = 64            # whole 64x64 faces (random mirror only)
-  config.input.workers = 0
-  # Without normalisation layers, a 13-layer ReLU stack trained from scratch needs its
-  # gradient clipped to train at a useful rate with plain SGD.
-  config.optim.clip_grad_norm = 0.5
-  return config
-
-
-def _schedule(config, batch_size: int, epochs: float, eval_every_epochs: float):
-  """`epochs` of `batch_size` clips, one cosine cycle (SGDR without a restart)."""
-  config.batch_size = batch_size
-  config.num_epochs = epochs
-  config.optim.sgdr_cycle_epochs = epochs
-  config.optim.sgdr_multiplier = 1.0
-  config.eval_every_epochs = eval_every_epochs
+from videmo.train import base_config, synthemo_recipe
 
 
 def get_config(hardware: str = "cpu"):
-  config = _narrow_model(base_config.get_config(hardware))
-  config.dataset = "synthemo/small"
-  config.pretrain = _stills_config(hardware)
-  config.optim.groups.trunk.lr = 0.005
-  config.optim.groups.head.lr = 0.1
-  _schedule(config, batch_size=8, epochs=6.0, eval_every_epochs=3.0)      # 366 steps
-  config.eval_batch_size = 16
-  config.log_every_steps = 20
-  config.checkpoint_every_steps = 100
+  config = synthemo_recipe.video_stage(base_config.get_config(hardware), base_config.get_config(hardware),
+                                       dataset="synthemo/small", epochs=6.0, eval_every_epochs=3.0)  # 366 steps
+  config.model.num_heads = 2
+  config.penalty_coef = 0.1
   return config

@@ -115,6 +115,41 @@ def test_expressions_are_distinct_and_neutral_is_zero():
   assert distances.min() >= 1.0
 
 
+def test_pair_expressions_need_two_regions():
+  """'pairs': every class is a mouth state and an upper-face state; no single region's state
+  identifies a class (each is shared by >= 2 classes), yet the pair does, and classes stay apart."""
+  table = np.stack([e.as_array() for e in render.PAIR_EXPRESSIONS])
+  assert table.shape == (len(AFEW_EMOTIONS), 6) and not table[NEUTRAL].any()
+  mouth = [tuple(row[:3]) for row in table]
+  upper = [tuple(row[3:]) for row in table]
+  for states in (mouth, upper):
+    assert all(states.count(state) >= 2 for state in states)
+  assert len(set(zip(mouth, upper))) == len(AFEW_EMOTIONS)
+  distances = np.linalg.norm(table[:, None] - table[None], axis=-1) + np.eye(len(table)) * 1e9
+  assert distances.min() >= 1.0
+
+
+def test_pair_expression_moves_mouth_and_brows_inside_the_mask():
+  sad = AFEW_EMOTIONS.index("Sad")  # M1 + U1 in the 'pairs' set
+  clip = render.render_clip(5, 12, 64, sad, with_neutral=True, expressions="pairs")
+  apex = clip["apex"]
+  diff = _abs_diff(clip["frames"][apex], clip["neutral_frames"][apex])
+  assert diff[clip["region_mask"][apex]].sum() >= 0.9 * diff.sum()
+  rows = np.flatnonzero(diff.sum(axis=1) > 0)
+  assert rows.max() - rows.min() > 64 // 5  # from the brows down to the mouth, not one region
+
+
+@pytest.mark.parametrize("share", [(0.10, 0.25), (0.5, 0.5)])
+def test_window_share_is_configurable(share):
+  for seed in range(30):
+    _, (start, stop), _ = render.intensity_curve(np.random.default_rng(seed), 40, 0, window_share=share)
+    assert max(3, np.floor(share[0] * 40)) <= stop - start <= np.ceil(share[1] * 40)
+  # the defaults render exactly what they always did
+  a = render.generate_clip(0, "train", 2, 1, 32, 8, 12)
+  b = render.generate_clip(0, "train", 2, 1, 32, 8, 12, expressions="afew", window_share=(0.15, 0.40))
+  np.testing.assert_array_equal(a["frames"], b["frames"])
+
+
 def test_split_labels_are_balanced_and_seeded():
   for n in (7, 50, 773):
     counts = np.bincount(render.split_labels(0, "train", n), minlength=7)
@@ -132,6 +167,9 @@ def test_split_labels_are_balanced_and_seeded():
     (lambda: render.generate_clip(0, "train", 0, 0, 32, 9, 8), "min_frames"),
     (lambda: SynthEmoConfig(name="bad", size=8), "size"),
     (lambda: SynthEmoConfig(name="bad", min_frames=0), "min_frames"),
+    (lambda: SynthEmoConfig(name="bad", expression_set="smiles"), "expression_set"),
+    (lambda: SynthEmoConfig(name="bad", window_min=0.5, window_max=0.2), "window_share"),
+    (lambda: render.render_clip(0, 8, 32, 0, window_share=(0.0, 0.3)), "window_share"),
     (lambda: Builder(workers=0), "workers"),
 ])
 def test_bad_arguments_name_the_field(call, field):

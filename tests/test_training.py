@@ -50,6 +50,24 @@ def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
   assert record == json.loads((workdir / "metrics.json").read_text())
   assert (workdir / "confusion.png").exists() and (workdir / "config.json").exists()
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [1, 2]
+  # synthemo/tiny records each clip's expressive window: the top-frame measure is there
+  window = record["top_frame_in_window"]
+  assert window["clips"] == 12  # the 14 validation clips less the 2 Neutral ones
+  for key in ("by_importance", "by_evidence", "chance"):
+    assert 0.0 <= window[key] <= 1.0
+
+
+def test_top_frame_in_window_counts_clips_with_a_window():
+  evaluation = dict(windows=np.array([[2, 5], [0, 0], [1, 3], [-1, -1], [4, 8]]),
+                    top_frame_importance=np.array([3, 1, 0, 2, 7]),
+                    top_frame_evidence=np.array([2, 1, 2, 2, -1]),
+                    num_faces=np.array([10, 10, 4, 10, 8]))
+  # clip 1 is Neutral, clip 3 has no known window, clip 4 was not scored
+  out = scoring.top_frame_in_window(evaluation, "softmax")
+  assert out == dict(clips=2, by_importance=0.5, by_evidence=1.0, chance=pytest.approx((0.3 + 0.5) / 2))
+  assert scoring.top_frame_in_window(evaluation, "average")["by_importance"] is None
+  evaluation["windows"][:] = -1
+  assert scoring.top_frame_in_window(evaluation, "softmax") is None
 
 
 @pytest.mark.parametrize("hardware", ["cpu", "gpu", "tpu"])

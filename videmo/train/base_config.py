@@ -1,8 +1,8 @@
 """The paper's training setup (Sec. 4.2), shared by every experiment config.
 
 Not run directly: each row of the paper's tables is a file in configs/ that starts from
-`get_config(hardware)` here and changes only what its row changes. The argument after the
-colon picks a hardware variant:
+`get_config(arg)` here and changes only what its row changes. The argument after the
+colon picks a hardware variant, or the row's SynthEmo analogue:
 
     videmo train --config=configs/table1_sa2_reg1.py:gpu --workdir=runs/sa2_reg1 \
         --config.init.weights=~/weights/vgg_face
@@ -10,6 +10,8 @@ colon picks a hardware variant:
   cpu  float32, 2 loader workers (default)
   gpu  bfloat16 compute with float32 parameters, 8 loader workers
   tpu  bfloat16 compute, batch 64 (a pod slice: the batch is split over all its chips)
+  synthemo  the row on synthemo/tables with the narrow trunk, pre-trained on stills first
+            (videmo/train/synthemo_recipe.py; results in docs/synthemo_tables.md)
 
 Paper (Sec. 4.2): 16 random frames per clip, mirroring and random crops, SGD with momentum
 and warm restarts, weight decay 5e-5, 30 epochs, learning rate 1e-5 for the VGG16 trunk and
@@ -20,14 +22,23 @@ The paper gives no batch size, momentum or restart period; the values below are 
 import ml_collections
 
 from videmo.models.video import MODEL_DEFAULTS
+from videmo.train import synthemo_recipe
 
 HARDWARE = ("cpu", "gpu", "tpu")
+ARGUMENTS = HARDWARE + ("synthemo",)
 
 
-def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
-  hardware = hardware or "cpu"
-  if hardware not in HARDWARE:
-    raise ValueError(f"config argument (hardware) must be one of {HARDWARE}, got {hardware!r}")
+def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
+  """The base config for the hardware `arg`, or with arg='synthemo' its SynthEmo analogue (on CPU)."""
+  arg = arg or "cpu"
+  if arg not in ARGUMENTS:
+    raise ValueError(f"config argument must be one of {ARGUMENTS}, got {arg!r}")
+  if arg == "synthemo":
+    return synthemo_recipe.table_analogue(_base("cpu"), stills_base=_base("cpu"))
+  return _base(arg)
+
+
+def _base(hardware: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
   config.dataset = "afew"            # a TFDS name, NAME[/CONFIG]; built by `videmo prepare`
@@ -51,6 +62,7 @@ def get_config(hardware: str = "cpu") -> ml_collections.ConfigDict:
   ))
 
   config.pretrain = None              # a whole config run first in WORKDIR/pretrain; its trunk initialises this run
+  config.pretrain_workdir = ""       # where config.pretrain runs ('' = WORKDIR/pretrain); runs may share one
   config.export_trunk = False        # write the trained trunk to WORKDIR/trunk (for another run's init.weights)
 
   config.init = ml_collections.ConfigDict(dict(

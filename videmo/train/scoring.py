@@ -70,11 +70,25 @@ def frames_text(config) -> str:
   return "every frame" if not n else f"{n} evenly spaced frames per clip"
 
 
+def _gathered(array, mesh) -> np.ndarray:
+  """A batch-sharded array (global, or this process's numpy share) as one numpy array on every process."""
+  if isinstance(array, np.ndarray):
+    array = parallel.global_batch({"x": array}, mesh)["x"]
+  return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
 def evaluate(eval_step, params, exp) -> dict:
-  """Metrics of exp's evaluation split under every no-face policy, plus per-clip outputs [K]."""
+  """Metrics of exp's evaluation split under every no-face policy, plus per-clip outputs [K]:
+  predictions, probabilities [K, E], labels, has_face, the frame numbers of highest p(f|S)
+  and of highest score for the predicted class (`top_frame_importance`, `top_frame_evidence`,
+  -1 where not scored), the ground-truth expressive window [K, 2] ([-1, -1] where unknown) and
+  each clip's number of frames with a face."""
   config, clips, num_classes, mesh = exp.config, exp.eval.clips, exp.num_classes, exp.mesh
   predictions = np.full(len(clips), -1, np.int64)
   probabilities = np.zeros((len(clips), num_classes), np.float32)
+  top_importance = np.full(len(clips), -1, np.int64)
+  top_evidence = np.full(len(clips), -1, np.int64)
+  windows = np.full((len(clips), 2), -1, np.int64)
   loss_sum, correct, count = 0.0, 0, 0
   for local in pipeline.eval_batches(exp.eval_source, clips, batch_size=config.eval_batch_size,
                                      crop_size=config.input.crop_size,
@@ -86,12 +100,15 @@ def evaluate(eval_step, params, exp) -> dict:
     loss_sum += float(out["loss_sum"])
     correct += int(out["correct"])
     count += int(out["count"])
-    index = np.asarray(multihost_utils.process_allgather(parallel.global_batch(
-        {"index": local["index"]}, mesh)["index"], tiled=True))
-    log_probs = np.asarray(multihost_utils.process_allgather(out["log_probs"], tiled=True))
+    index, frame, window = (_gathered(local[k], mesh) for k in ("index", "frame", "window"))
+    log_probs = _gathered(out["log_probs"], mesh)
     real = index >= 0
     predictions[index[real]] = log_probs[real].argmax(-1)
     probabilities[index[real]] = np.exp(log_probs[real])
+    windows[index[real]] = window[real]
+    for name, top in (("frame_importance", top_importance), ("frame_evidence", top_evidence)):
+      values = np.where(frame >= 0, _gathered(out[name], mesh), -np.inf)
+      top[index[real]] = np.take_along_axis(frame, values.argmax(-1)[:, None], axis=1)[real, 0]
   labels = np.array([c.label for c in clips], np.int64)
   has_face = np.array([c.has_face for c in clips], bool)
   results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes, exp.eval.prior_class)
@@ -99,7 +116,35 @@ def evaluate(eval_step, params, exp) -> dict:
   assert count == int(has_face.sum()) and correct == int(np.trace(results["exclude"]["confusion"])), \
       "evaluation sums disagree with per-clip predictions"
   return dict(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
-              probabilities=probabilities, labels=labels, has_face=has_face)
+              probabilities=probabilities, labels=labels, has_face=has_face,
+              top_frame_importance=top_importance, top_frame_evidence=top_evidence, windows=windows,
+              num_faces=np.array([c.num_faces for c in clips], np.int64))
+
+
+# Poolings whose p(f|S) is uniform over the real frames: their top frame by importance means nothing.
+UNIFORM_IMPORTANCE = ("average", "mean_score")
+
+
+def top_frame_in_window(evaluation: dict, temporal: str) -> dict | None:
+  """How often a clip's most important frame lies inside its true expressive window.
+
+  Over the scored clips with a known, non-empty window (SynthEmo's non-Neutral clips):
+  `by_importance`, the share whose frame of highest p(f|S) is inside it (None for poolings
+  whose p(f|S) is uniform); `by_evidence`, the same for the frame of highest score o_fĉ for the
+  predicted class (defined for every pooling); `chance`, the mean share of frames inside the
+  window (a frame drawn at random); `clips`, how many clips count. None when no window is known.
+  """
+  start, stop = evaluation["windows"][:, 0], evaluation["windows"][:, 1]
+  counted = (evaluation["top_frame_evidence"] >= 0) & (stop > start) & (start >= 0)
+  if not counted.any():
+    return None
+  inside = lambda top: float(np.mean((top[counted] >= start[counted]) & (top[counted] < stop[counted])))
+  # every frame is scored when input.eval_num_frames is 0; the share is then of the clip's frames
+  lengths = evaluation["num_faces"][counted].astype(np.float64)
+  return dict(clips=int(counted.sum()),
+              by_importance=None if temporal in UNIFORM_IMPORTANCE else inside(evaluation["top_frame_importance"]),
+              by_evidence=inside(evaluation["top_frame_evidence"]),
+              chance=float(np.mean((stop[counted] - start[counted]) / np.maximum(lengths, 1))))
 
 
 def _jsonable(metrics: dict, class_names: list[str]) -> dict:
@@ -118,8 +163,9 @@ def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = r
 
   The record: step, dataset, split, classes, loss, the headline policy, the frames used, whether
   the clip list is known, one entry per no-face policy (WAR, UAR, clips listed / scored /
-  without a face, per-class recall, confusion) and the clips without a face (source or record
-  index, label, why).
+  without a face, per-class recall, confusion), the clips without a face (source or record
+  index, label, why) and, where the dataset records expressive windows (SynthEmo),
+  `top_frame_in_window` (see top_frame_in_window).
   """
   config, class_names = exp.config, exp.class_names
   faceless = [dict(clip=c.source or f"record {c.index}", label=class_names[c.label], reason=c.reason or "no face frame")
@@ -127,7 +173,8 @@ def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = r
   record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=class_names,
                 loss=evaluation["loss"], headline_policy=config.no_face_policy, frames=frames_text(config),
                 clip_list_known=exp.eval.list_known, prior_class=class_names[exp.eval.prior_class],
-                **_jsonable(evaluation["metrics"], class_names), clips_without_face=faceless)
+                **_jsonable(evaluation["metrics"], class_names), clips_without_face=faceless,
+                top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal))
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))

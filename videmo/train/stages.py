@@ -11,7 +11,8 @@ The paper fine-tunes a trunk pre-trained on face images (VGG-Face). Where no suc
   1. unless W/pretrain/trunk is already complete, runs config.pretrain in W/pretrain (resuming
      it if it was killed; with config.data_dir unless it sets its own data_dir) and writes its
      trained trunk to W/pretrain/trunk in the format of `videmo convert-weights`
-     (params.npz + metadata.json with the input convention);
+     (params.npz + metadata.json with the input convention); with config.pretrain_workdir=P,
+     stage 1 runs in P instead, so that runs with the same stage 1 share it (`videmo sweep`);
   2. trains config itself in W with config.init.weights = W/pretrain/trunk, which loads the
      trunk strictly (`videmo.weights.converted.load_trunk_into`) and takes its input convention.
 
@@ -60,13 +61,16 @@ def with_pretrained_trunk(config: ml_collections.ConfigDict, workdir: str | os.P
 
   Args:
     config: a config whose `pretrain` is a whole experiment config.
-    workdir: stage 2's work directory; stage 1 runs in WORKDIR/pretrain.
+    workdir: stage 2's work directory; stage 1 runs in config.pretrain_workdir, or in
+      WORKDIR/pretrain when that is ''. Runs whose stage 1 is the same config (seed included)
+      may share one pretrain_workdir: the first trains it, the others find its trunk.
     train: `train_and_evaluate(config, workdir)`, called for stage 1 unless its trunk exists.
 
   Returns:
-    A copy of `config` with pretrain = None and init.weights = WORKDIR/pretrain/trunk.
+    A copy of `config` with pretrain = None and init.weights = STAGE1_DIR/trunk.
   """
-  stage_dir = Path(workdir) / PRETRAIN_DIR
+  shared = config.get("pretrain_workdir") or ""
+  stage_dir = Path(shared).expanduser() if shared else Path(workdir) / PRETRAIN_DIR
   trunk_dir = stage_dir / TRUNK_DIR
   if (trunk_dir / converted.METADATA_FILE).is_file():
     print(f"pre-trained trunk: {trunk_dir} (stage 1 is done; delete that folder to run it again)")

@@ -86,7 +86,8 @@ def make_eval_step(model: nn.Module, normalise: Normalise):
   """eval_step(params, batch) -> sums over valid clips, plus per-clip log-probabilities.
 
   Returns dict(loss_sum (clip cross-entropy −log p(y|S), whatever the pooling), correct, count,
-  log_probs [B, E]); the sums add up exactly across batches and devices.
+  log_probs [B, E], frame_importance [B, F] = p(f|S), frame_evidence [B, F] = o_fĉ, each frame's
+  score for the predicted class ĉ); the sums add up exactly across batches and devices.
   """
 
   def eval_step(params: Any, batch: Batch) -> dict:
@@ -99,6 +100,8 @@ def make_eval_step(model: nn.Module, normalise: Normalise):
         correct=jnp.sum((predicted == batch["label"]) & usable),
         count=jnp.sum(usable.astype(jnp.int32)),
         log_probs=out["log_probs"],
+        frame_importance=out["frame_importance"],
+        frame_evidence=jnp.take_along_axis(out["frame_scores"], predicted[:, None, None], axis=2)[..., 0],
     )
 
   return eval_step

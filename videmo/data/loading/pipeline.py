@@ -206,7 +206,11 @@ def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, cro
   """This process's share of every evaluation batch, over the clips that have a face.
 
   Clips are grouped by length so that each batch pads to a small bucket (a multiple of the
-  largest bucket beyond it: every frame is kept). `batch_size` is the global batch.
+  largest bucket beyond it: every frame is kept). `batch_size` is the global batch. Besides the
+  training batch's fields, `index` [B] (the clip's EvalClip.index, -1 = padding), `frame`
+  [B, F] (each slot's frame number in the clip, -1 = padding) and `window` [B, 2] (the
+  ground-truth expressive frames [start, stop) where the dataset records them, as SynthEmo
+  does; [-1, -1] otherwise).
   """
   if batch_size % process_count:
     raise ValueError(f"eval batch_size {batch_size} must be a multiple of the process count {process_count}")
@@ -218,7 +222,9 @@ def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, cro
     length = bucket_length(max(lengths), buckets)
     batch = dict(frames=np.zeros((batch_size, length, crop_size, crop_size, 3), np.uint8),
                  mask=np.zeros((batch_size, length), bool), label=np.zeros((batch_size,), np.int32),
-                 valid=np.zeros((batch_size,), bool), index=np.full((batch_size,), -1, np.int32))
+                 valid=np.zeros((batch_size,), bool), index=np.full((batch_size,), -1, np.int32),
+                 frame=np.full((batch_size, length), -1, np.int32),
+                 window=np.full((batch_size, 2), -1, np.int32))
     mine = range(process_index * local, (process_index + 1) * local)
     for slot, clip in enumerate(group):
       batch["label"][slot], batch["valid"][slot], batch["index"][slot] = clip.label, True, clip.index
@@ -230,6 +236,9 @@ def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, cro
       frames = center_crop(decode_frames([record["frames"][i] for i in chosen]), crop_size)
       batch["frames"][slot, :len(frames)] = frames
       batch["mask"][slot, :len(frames)] = True
+      batch["frame"][slot, :len(frames)] = chosen
+      if "window" in record:
+        batch["window"][slot] = np.asarray(record["window"], np.int32)
     yield {k: v[mine.start:mine.stop] for k, v in batch.items()}
 
 

@@ -84,6 +84,45 @@ EXPRESSIONS: tuple[Expression, ...] = (
 )
 
 
+def _pair(mouth: tuple[float, float, float], upper: tuple[float, float, float]) -> Expression:
+  return Expression(*mouth, *upper)
+
+
+# The 'pairs' set: every class is a conjunction of a mouth state and an upper-face (brows and
+# eyes) state, and every single state is shared by at least two classes, so neither region
+# alone tells the class: the expression needs two regions at once. Mouth states: rest, M1 (a
+# smile: corners up, a little open, wider), M2 (open, corners down, narrower); upper-face states:
+# rest, U1 (frown: inner brow ends down, brows lowered, eyes narrowed), U2 (brows raised,
+# eyes wide). The AFEW names are only the class indices' labels here:
+#   Angry = rest + U1, Disgust = M2 + U1, Fear = M1 + U2, Happy = M1 + rest, Neutral = rest + rest,
+#   Sad = M1 + U1, Surprise = M2 + U2.
+_REST, _M1, _M2 = (0.0, 0.0, 0.0), (0.9, 0.15, 0.5), (-0.6, 0.85, -0.3)
+_U1, _U2 = (1.0, -0.6, -0.6), (-0.6, 0.9, 0.8)
+PAIR_EXPRESSIONS: tuple[Expression, ...] = (
+    _pair(_REST, _U1), _pair(_M2, _U1), _pair(_M1, _U2), _pair(_M1, _REST),
+    _pair(_REST, _REST), _pair(_M1, _U1), _pair(_M2, _U2),
+)
+
+# Expression sets by name (SynthEmoConfig.expression_set); each has one entry per AFEW class.
+EXPRESSION_SETS: dict[str, tuple[Expression, ...]] = {"afew": EXPRESSIONS, "pairs": PAIR_EXPRESSIONS}
+DEFAULT_WINDOW_SHARE: tuple[float, float] = (0.15, 0.40)
+
+
+def expression_set(name: str) -> tuple[Expression, ...]:
+  """The expressions of set `name` ('afew' or 'pairs'), in AFEW_EMOTIONS order."""
+  if name not in EXPRESSION_SETS:
+    raise ValueError(f"expression_set must be one of {sorted(EXPRESSION_SETS)}, got {name!r}")
+  return EXPRESSION_SETS[name]
+
+
+def check_window_share(share: tuple[float, float]) -> tuple[float, float]:
+  """(low, high) with 0 < low <= high <= 1: the range of the expressive window's share of a clip."""
+  low, high = (float(v) for v in share)
+  if not 0.0 < low <= high <= 1.0:
+    raise ValueError(f"window_share must be (low, high) with 0 < low <= high <= 1, got {tuple(share)}")
+  return low, high
+
+
 class ClipJob(NamedTuple):
   """Everything that determines one stored clip (picklable: the builder's pool maps over these)."""
   seed: int
@@ -94,6 +133,8 @@ class ClipJob(NamedTuple):
   min_frames: int
   max_frames: int
   jpeg_quality: int = JPEG_QUALITY
+  expression_set: str = "afew"
+  window_share: tuple[float, float] = DEFAULT_WINDOW_SHARE
 
 
 # ----------------------------------------------------------------------------- seeding
@@ -129,19 +170,21 @@ def _as_rng(seed: int | np.random.SeedSequence | np.random.Generator) -> np.rand
 # ----------------------------------------------------------------------------- time
 
 
-def intensity_curve(rng: np.random.Generator, num_frames: int, label: int) -> tuple[np.ndarray, tuple[int, int], int]:
+def intensity_curve(rng: np.random.Generator, num_frames: int, label: int,
+                    window_share: tuple[float, float] = DEFAULT_WINDOW_SHARE) -> tuple[np.ndarray, tuple[int, int], int]:
   """Onset-apex-offset expression intensity of one clip.
 
   Returns (intensity [F] float32 in 0..1, window (start, stop) with intensity > 0 exactly on
   frames start..stop-1, apex frame index). The window covers round(u * F) frames, u uniform in
-  0.15..0.40 (at least 3 frames), at a uniform position; the apex plateau (intensity 1) takes
+  window_share (default 0.15..0.40; at least 3 frames), at a uniform position; the apex plateau (intensity 1) takes
   20-50% of it, the rest splits between a smooth onset and offset. Neutral: all zeros,
   window (0, 0), apex -1.
   """
   intensity = np.zeros(num_frames, np.float32)
   if label == NEUTRAL:
     return intensity, (0, 0), -1
-  length = min(num_frames, max(3, int(round(rng.uniform(0.15, 0.40) * num_frames))))
+  low, high = check_window_share(window_share)
+  length = min(num_frames, max(3, int(round(rng.uniform(low, high) * num_frames))))
   start = int(rng.integers(0, num_frames - length + 1))
   plateau = max(1, int(round(rng.uniform(0.2, 0.5) * length)))
   ramps = length - plateau
@@ -168,6 +211,8 @@ def render_clip(
     label: int,
     *,
     with_neutral: bool = False,
+    expressions: str = "afew",
+    window_share: tuple[float, float] = DEFAULT_WINDOW_SHARE,
 ) -> dict[str, Any]:
   """Renders one SynthEmo clip; the same seed (and arguments) gives the same arrays everywhere.
 
@@ -177,6 +222,8 @@ def render_clip(
     label: class index into AFEW_EMOTIONS (4 = Neutral: no expression window).
     with_neutral: also return `neutral_frames`, the same clip with the expression switched
       off (identical pose, lighting, noise and occluder in every frame).
+    expressions: the expression set, 'afew' (EXPRESSIONS) or 'pairs' (PAIR_EXPRESSIONS).
+    window_share: (low, high), the range of the expressive window's share of the frames.
 
   Returns a dict:
     frames        [F, S, S, 3] uint8
@@ -193,19 +240,21 @@ def render_clip(
     raise ValueError(f"size must be >= {MIN_SIZE} pixels, got {size}")
   if not 0 <= label < len(AFEW_EMOTIONS):
     raise ValueError(f"label must be in 0..{len(AFEW_EMOTIONS) - 1} ({', '.join(AFEW_EMOTIONS)}), got {label}")
+  table = expression_set(expressions)
+  window_share = check_window_share(window_share)
   rng = _as_rng(seed)
   face = drawing.sample_identity(rng)
   poses = drawing.sample_poses(rng, num_frames, size)
   background = drawing.background(rng, size)
   light = drawing.lighting(rng, size)
   occluder = drawing.sample_occluder(rng, poses[0])
-  intensity, window, apex = intensity_curve(rng, num_frames, label)
+  intensity, window, apex = intensity_curve(rng, num_frames, label, window_share)
   noise_sigma = rng.uniform(1.0, 7.0)
   flicker = rng.uniform(-0.03, 0.03, num_frames)
   occ_jitter = rng.uniform(-0.01, 0.01, (num_frames, 2)) * size
-  boxes = drawing.region_boxes(face, [x.as_array() for x in EXPRESSIONS], margin=0.02)
+  boxes = drawing.region_boxes(face, [x.as_array() for x in table], margin=0.02)
   fringe = min(face.fringe, min(cv - hv for cu, cv, hu, hv in boxes) - 0.1)
-  apex_e = face.expressiveness * EXPRESSIONS[label].as_array()
+  apex_e = face.expressiveness * table[label].as_array()
 
   frames = np.empty((num_frames, size, size, 3), np.uint8)
   neutral = np.empty_like(frames) if with_neutral else None
@@ -243,8 +292,11 @@ def render_clip(
 
 
 def generate_clip(seed: int, split: str, index: int, label: int, size: int,
-                  min_frames: int, max_frames: int, *, with_neutral: bool = False) -> dict[str, Any]:
-  """Clip `index` of `split` as the synthemo builder stores it: F uniform in min..max frames.
+                  min_frames: int, max_frames: int, *, with_neutral: bool = False,
+                  expressions: str = "afew",
+                  window_share: tuple[float, float] = DEFAULT_WINDOW_SHARE) -> dict[str, Any]:
+  """Clip `index` of `split` as the synthemo builder stores it: F uniform in min..max frames
+  (`expressions` and `window_share` as in render_clip).
 
   Returns render_clip's dict (frames [F, S, S, 3] uint8, ...; `neutral_frames` too when
   with_neutral) plus `num_frames` and `source`.
@@ -253,7 +305,8 @@ def generate_clip(seed: int, split: str, index: int, label: int, size: int,
     raise ValueError(f"need 1 <= min_frames <= max_frames, got min_frames={min_frames}, max_frames={max_frames}")
   rng = np.random.default_rng(clip_seed(seed, split, index))
   num_frames = int(rng.integers(min_frames, max_frames + 1))
-  clip = render_clip(rng, num_frames, size, label, with_neutral=with_neutral)
+  clip = render_clip(rng, num_frames, size, label, with_neutral=with_neutral, expressions=expressions,
+                     window_share=window_share)
   clip["num_frames"] = num_frames
   clip["source"] = f"synthemo:seed={seed}:split={split}:index={index}"
   return clip
@@ -274,7 +327,8 @@ def encode_clip(job: ClipJob) -> tuple[str, dict[str, Any]]:
   Frames become JPEG bytes (fixed quality) and masks PNG bytes, so TFDS never needs
   TensorFlow to encode them; see the builder for the fields.
   """
-  clip = generate_clip(job.seed, job.split, job.index, job.label, job.size, job.min_frames, job.max_frames)
+  clip = generate_clip(job.seed, job.split, job.index, job.label, job.size, job.min_frames, job.max_frames,
+                       expressions=job.expression_set, window_share=job.window_share)
   key = f"{job.split}-{job.index:06d}"
   example = {
       "frames": [encode_jpeg(frame, job.jpeg_quality) for frame in clip["frames"]],

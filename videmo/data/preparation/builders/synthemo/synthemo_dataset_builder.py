@@ -40,13 +40,18 @@ from videmo.data.synthemo import render
 
 @dataclasses.dataclass(eq=False)
 class SynthEmoConfig(tfds.core.BuilderConfig):
-  """Size of a SynthEmo build: frame side, clips per split, frames per clip, seed."""
+  """A SynthEmo build: frame side, clips per split, frames per clip, seed, and the signal's design:
+  the expression set ('afew' or 'pairs', render.EXPRESSION_SETS) and the range of the expressive
+  window's share of a clip (window_min..window_max)."""
   size: int = 256
   num_train: int = 773
   num_validation: int = 383
   min_frames: int = 16
   max_frames: int = 80
   seed: int = 0
+  expression_set: str = "afew"
+  window_min: float = render.DEFAULT_WINDOW_SHARE[0]
+  window_max: float = render.DEFAULT_WINDOW_SHARE[1]
 
   def __post_init__(self):
     if self.size < render.MIN_SIZE:
@@ -59,6 +64,11 @@ class SynthEmoConfig(tfds.core.BuilderConfig):
                        f"{self.min_frames}..{self.max_frames}")
     if self.seed < 0:
       raise ValueError(f"SynthEmoConfig.seed must be >= 0, got {self.seed}")
+    try:
+      render.expression_set(self.expression_set)
+      render.check_window_share((self.window_min, self.window_max))
+    except ValueError as err:
+      raise ValueError(f"SynthEmoConfig: {err}") from None
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -81,6 +91,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                      "narrow trunk on (the analogue of a static expression dataset): 2,000 / 280 "
                      "one-frame clips at 64x64, each at its expression's apex (Neutral: a neutral "
                      "face), of other people than small's (seed 1); builds in seconds."),
+      SynthEmoConfig(name="tables", size=64, num_train=490, num_validation=420, min_frames=16,
+                     max_frames=32, expression_set="pairs", window_min=0.10, window_max=0.25,
+                     description="The paper's tables on SynthEmo (docs/synthemo.md): small's size "
+                     "with 420 validation clips, expressive windows of 10-25% of the frames, and "
+                     "classes that each need two face regions at once (the 'pairs' expression set)."),
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
@@ -132,7 +147,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     labels = render.split_labels(config.seed, split, num_clips)
     jobs = [render.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
-                              config.max_frames) for i in range(num_clips)]
+                           config.max_frames, expression_set=config.expression_set,
+                           window_share=(config.window_min, config.window_max))
+            for i in range(num_clips)]
     workers = min(self._workers, max(1, num_clips))
     bar = dict(total=num_clips, desc=f"synthemo/{config.name} {split}: rendering", unit=" clips")
     if workers > 1 and not _spawn_can_start():

@@ -1,0 +1,102 @@
+"""`videmo sweep run | slurm | table`: configs x seeds x overrides, on this machine or a cluster.
+
+    videmo sweep run --plan configs/sweeps/synthemo_tables.py --workdir runs/tables
+    videmo sweep run --config configs/table1_tp.py:synthemo --config configs/table2_avg.py:synthemo \
+        --seeds 0,1,2 --set model.temperature=0.3,1,3 --workdir runs/grid [--parallel 2]
+    videmo sweep slurm --plan ... --workdir ... [--sbatch '#SBATCH --partition=gpu']
+    videmo sweep table --plan ... --workdir ...
+
+`run` skips finished runs and resumes the others, then writes the table; killed, it continues
+where it stopped. `--index I` runs only run number I of the plan (SLURM's array tasks do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from videmo.sweep import collect, execute, plan as plan_lib, slurm
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="videmo sweep", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("action", choices=("run", "slurm", "table", "list"),
+                      help="run: train every unfinished run here, then write the table; slurm: write "
+                           "SLURM array jobs; table: collect finished runs; list: print the runs")
+  parser.add_argument("--workdir", required=True, help="the sweep's folder (runs/, pretrain/, results.*)")
+  parser.add_argument("--plan", help="a plan file defining get_rows() and SEEDS (configs/sweeps/*.py)")
+  parser.add_argument("--config", action="append", default=[], help="a config file[:arg] (repeatable)")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
+                      help="a grid axis over a config field (repeatable): every combination runs")
+  parser.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-2 (default: the plan's SEEDS, or 0)")
+  parser.add_argument("--rows", help="only these rows (comma-separated names)")
+  parser.add_argument("--parallel", type=int, default=1, help="run: runs at a time (default 1)")
+  parser.add_argument("--index", type=int, help="run: only run number INDEX (0-based, `list` order)")
+  parser.add_argument("--cpus", type=int, default=8, help="slurm: CPUs per task")
+  parser.add_argument("--sbatch", action="append", default=[], help="slurm: an extra '#SBATCH ...' line")
+  return parser
+
+
+def _plan(args) -> plan_lib.Plan:
+  if bool(args.plan) == bool(args.config):
+    raise ValueError("give either --plan FILE or one or more --config (with --set and --seeds)")
+  if args.plan:
+    plan = plan_lib.load_plan_file(args.plan)
+    if args.set:
+      raise ValueError("--set goes with --config; a plan file lists its overrides per row")
+  else:
+    plan = plan_lib.Plan(tuple(plan_lib.grid_rows(args.config, args.set)), (0,))
+  seeds = plan_lib.parse_seeds(args.seeds) if args.seeds else plan.seeds
+  rows = plan.rows
+  if args.rows:
+    wanted = [name.strip() for name in args.rows.split(",")]
+    unknown = [name for name in wanted if name not in {row.name for row in rows}]
+    if unknown:
+      raise ValueError(f"--rows: no row named {', '.join(unknown)} (rows: {', '.join(r.name for r in rows)})")
+    rows = tuple(row for row in rows if row.name in wanted)
+  return plan_lib.Plan(rows, seeds, tuple(c for c in plan.comparisons
+                                          if all(name in {r.name for r in rows} for name in c)))
+
+
+def _sweep_args(args) -> list[str]:
+  out = [f"--plan={args.plan}"] if args.plan else [f"--config={c}" for c in args.config] + [f"--set={s}" for s in args.set]
+  if args.seeds:
+    out.append(f"--seeds={args.seeds}")
+  if args.rows:
+    out.append(f"--rows={args.rows}")
+  return out + [f"--workdir={args.workdir}"]
+
+
+def main(argv: list[str]) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    plan = _plan(args)
+    runs = plan_lib.plan_runs(plan.rows, plan.seeds, args.workdir)
+    if args.index is not None and not 0 <= args.index < len(runs):
+      raise ValueError(f"--index {args.index} is out of range: the sweep has {len(runs)} runs (0..{len(runs) - 1})")
+  except (ValueError, FileNotFoundError) as err:
+    print(f"videmo sweep: {err}", file=sys.stderr)
+    return 2
+  if args.action == "list":
+    for i, run in enumerate(runs):
+      state = "finished" if run.finished() else "to run"
+      print(f"{i:4d}  {run.label:<40}  {state:<9}  videmo train {' '.join(run.command_args())}")
+    return 0
+  if args.action == "slurm":
+    submit = slurm.write_slurm(runs, _sweep_args(args), args.workdir, cpus=args.cpus, sbatch_lines=args.sbatch)
+    print(f"wrote {submit.parent}/*.sbatch; submit with: bash {submit}")
+    return 0
+  failed = 0
+  if args.action == "run":
+    try:
+      failed = execute.run_local([runs[args.index]] if args.index is not None else runs, args.parallel)
+    except ValueError as err:
+      print(f"videmo sweep: {err}", file=sys.stderr)
+      return 2
+    if args.index is not None:
+      return 1 if failed else 0
+  written = collect.write_tables(plan, runs, args.workdir)
+  print(f"{written['finished']} of {written['total']} runs finished; wrote "
+        + ", ".join(str(p) for p in written["files"]))
+  return 1 if failed else 0
