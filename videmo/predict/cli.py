@@ -4,6 +4,7 @@
     videmo predict ~/videos --checkpoint runs/sa2/checkpoints/7000 --report report/   # + figures, index.html
     videmo predict clip.mp4 --checkpoint runs/synthemo --json                         # one JSON record per video
     videmo predict synthemo_clip.mp4 --checkpoint runs/synthemo --aligned             # frames already are faces
+    videmo predict ~/videos --checkpoint runs/synthemo --max_seconds 10 --timing      # first 10 s; where time went
 
 VIDEO_OR_FOLDER is a video file, a folder of frame images, or a folder searched (with its
 subfolders) for video files and frame folders. Each video is decoded, its face found and
@@ -12,6 +13,12 @@ input.eval_num_frames evenly spaced ones; --frames overrides). One line per vide
 printed (prediction, probability, top-3), or with --json one record per line (fields:
 docs/predict.md). Videos without a face or that cannot be read get a line (a record) that
 says so; the others still run. Exit status: 0, or 1 when no video got a prediction.
+
+A folder runs as a stream (videmo/predict/stream.py): the next videos are decoded and their
+faces found in a background thread while the model works, the frames of several short
+videos share a forward pass, and a progress bar (stderr, when it is a terminal; --quiet
+turns it off) counts the videos. Ctrl-C stops after what is done: the report then holds the
+videos predicted so far.
 """
 
 from __future__ import annotations
@@ -38,6 +45,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                            "spaced ones (default: the config's input.eval_num_frames)")
   parser.add_argument("--batch_frames", type=int, default=32, help="frames per forward pass (default 32)")
   parser.add_argument("--report_frames", type=int, default=8, help="frames shown per figure (default 8)")
+  parser.add_argument("--max_frames", type=int, default=None,
+                      help="read at most the first N frames of each video (default: all)")
+  parser.add_argument("--max_seconds", type=float, default=None,
+                      help="read at most the first S seconds of each video (default: all)")
+  parser.add_argument("--prefetch", type=int, default=None,
+                      help="videos whose faces are made ahead of the model, in a background thread "
+                           "(default 8; 0: one video after the other)")
+  parser.add_argument("--timing", action="store_true",
+                      help="print where the time went (decoding + faces, model, waiting) to stderr at the end")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar and no notes on stderr")
   return parser.parse_args(argv)
 
 
@@ -61,7 +78,7 @@ def list_videos(folder: Path) -> tuple[list[Path], list[Path]]:
   return videos, skipped
 
 
-def inputs(path: Path) -> list[Path]:
+def inputs(path: Path, quiet: bool = False) -> list[Path]:
   """The videos to predict for VIDEO_OR_FOLDER (SystemExit with a one-line reason when there are none)."""
   from videmo.data import video_io
 
@@ -70,7 +87,7 @@ def inputs(path: Path) -> list[Path]:
   if path.is_file() or video_io.is_frame_folder(path):
     return [path]
   videos, skipped = list_videos(path)
-  if skipped:
+  if skipped and not quiet:
     examples = ", ".join(p.name for p in skipped[:3])
     print(f"videmo predict: skipping {len(skipped)} file(s) that are not videos ({examples}"
           f"{', ...' if len(skipped) > 3 else ''})", file=sys.stderr)
@@ -79,23 +96,36 @@ def inputs(path: Path) -> list[Path]:
   return videos
 
 
-def main(argv: list[str]) -> int:
-  args = parse_args(argv)
+def check_args(args: argparse.Namespace) -> None:
+  """SystemExit with one line naming the first flag out of range."""
   for flag in ("batch_frames", "report_frames"):
     if getattr(args, flag) < 1:
       raise SystemExit(f"videmo predict: --{flag} must be >= 1, got {getattr(args, flag)}")
   if args.frames is not None and args.frames < 0:
     raise SystemExit(f"videmo predict: --frames must be >= 0 (0 = every frame with a face), got {args.frames}")
-  videos = inputs(Path(args.video).expanduser())
+  if args.max_frames is not None and args.max_frames < 1:
+    raise SystemExit(f"videmo predict: --max_frames must be >= 1, got {args.max_frames}")
+  if args.max_seconds is not None and not args.max_seconds > 0:
+    raise SystemExit(f"videmo predict: --max_seconds must be > 0, got {args.max_seconds}")
+  if args.prefetch is not None and args.prefetch < 0:
+    raise SystemExit(f"videmo predict: --prefetch must be >= 0, got {args.prefetch}")
+
+
+def main(argv: list[str]) -> int:
+  args = parse_args(argv)
+  check_args(args)
+  videos = inputs(Path(args.video).expanduser(), quiet=args.quiet)
 
   from tqdm import tqdm
 
   from videmo.data.synthemo import render_clip
+  from videmo.predict import stream
   from videmo.predict.predictor import Predictor
   from videmo.predict.report_folder import ReportFolder
 
   try:
-    predictor = Predictor(args.checkpoint, num_frames=args.frames, batch_frames=args.batch_frames)
+    predictor = Predictor(args.checkpoint, num_frames=args.frames, batch_frames=args.batch_frames,
+                          max_frames=args.max_frames, max_seconds=args.max_seconds)
   except (FileNotFoundError, ValueError) as err:
     print(f"videmo predict: {err}", file=sys.stderr)
     return 1
@@ -104,20 +134,41 @@ def main(argv: list[str]) -> int:
     folder = ReportFolder(Path(args.report).expanduser(), f"videmo predict: {args.video}",
                           max_frames=args.report_frames)
   root = Path(args.video).expanduser()
-  predicted = 0
-  bar = tqdm(videos, desc="predict", unit=" video", disable=len(videos) == 1, file=sys.stderr)
-  for path in bar:
+  names = {path: os.fspath(path.relative_to(root)) if path != root else path.name for path in videos}
+
+  def job(path: Path) -> stream.VideoJob:
     truth = render_clip.ground_truth_beside(path)  # a `videmo render-clip` video's VIDEO.json
     if truth is not None and truth[0] not in predictor.class_names:
       truth = None
-    prediction = predictor.predict(path, aligned=args.aligned, keep_faces=folder is not None,
-                                   true_label=truth and truth[0], true_window=truth and truth[1])
-    predicted += prediction.ok
-    bar.write(json.dumps(prediction.to_json()) if args.json else prediction.summary(), file=sys.stdout)
-    if folder is not None:
-      folder.add(prediction, name=os.fspath(path.relative_to(root)) if path != root else path.name)
+    return stream.VideoJob(path, true_label=truth and truth[0], true_window=truth and truth[1])
+
+  predicted = 0
+  timing = stream.StreamTiming()
+  prefetch = stream.DEFAULT_PREFETCH if args.prefetch is None else args.prefetch
+  bar = tqdm(total=len(videos), desc="predict", unit=" video", file=sys.stderr,
+             disable=True if args.quiet or len(videos) == 1 else None)  # None: off unless stderr is a terminal
+  predictions = stream.predict_stream(predictor, map(job, videos), aligned=args.aligned,
+                                      keep_faces=folder is not None, prefetch=prefetch, timing=timing)
+  try:
+    for path, prediction in zip(videos, predictions):
+      predicted += prediction.ok
+      bar.write(json.dumps(prediction.to_json()) if args.json else prediction.summary(), file=sys.stdout)
+      if folder is not None:
+        folder.add(prediction, name=names[path])
+      bar.update(1)
+  except KeyboardInterrupt:
+    predictions.close()
+    bar.close()
+    print(f"videmo predict: interrupted after {timing.videos} of {len(videos)} videos", file=sys.stderr)
+    if folder is not None and folder.entries:
+      print(f"videmo predict: wrote {folder.finish(note=f'model: {predictor.checkpoint} (interrupted)')}",
+            file=sys.stderr)
+    return 130
   bar.close()
   if folder is not None:
     index = folder.finish(note=f"model: {predictor.checkpoint}")
-    print(f"videmo predict: wrote {index}", file=sys.stderr)
+    if not args.quiet:
+      print(f"videmo predict: wrote {index}", file=sys.stderr)
+  if args.timing:
+    print(timing.summary(), file=sys.stderr)
   return 0 if predicted else 1

@@ -14,6 +14,7 @@ import os
 from html import escape
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 from videmo.predict import record as record_lib
 
@@ -36,6 +37,15 @@ class Entry:
 
   prediction: record_lib.Prediction
   figure: str | None
+
+
+def relative_url(path: str) -> str:
+  """A path relative to the page as a URL ('figures/0001_a b.png' -> 'figures/0001_a%20b.png');
+  an absolute path or a URL is refused, so the page never points outside its folder."""
+  posix = Path(path).as_posix()
+  if Path(path).is_absolute() or posix.startswith("/") or ":" in posix.split("/")[0] or ".." in posix.split("/"):
+    raise ValueError(f"report: figure paths must be relative to the page and inside its folder, got {path!r}")
+  return quote(posix)
 
 
 def _verdict(prediction: record_lib.Prediction) -> tuple[str, str]:
@@ -82,7 +92,7 @@ def page(entries: Sequence[Entry], title: str, note: str = "") -> str:
     if p.message:
       lines.append(f'<p class="message">{escape(p.message)}</p>')
     if entry.figure:
-      lines.append(f'<img src="{escape(Path(entry.figure).as_posix())}" alt="{escape(p.video)}" loading="lazy">')
+      lines.append(f'<img src="{escape(relative_url(entry.figure))}" alt="{escape(p.video)}" loading="lazy">')
     lines.append("</div>")
     blocks.append("\n".join(lines))
   return "\n".join([
