@@ -35,3 +35,54 @@ def eye_error(models: faces.FaceModels, crop: np.ndarray, padding: float = 0.25)
   canonical = faces.canonical_landmarks(size, padding)
   eyes = lambda p: np.stack([p[0:2].mean(0), p[2:4].mean(0)])
   return float(np.linalg.norm(eyes(points) - eyes(canonical), axis=1).max())
+
+
+# The astronaut's head and shoulders, square (her face is about 48% of its side).
+_PERSON = (slice(40, 220), slice(130, 310))
+
+
+def person(size: int, mirrored: bool = False) -> np.ndarray:
+  """[size, size, 3] uint8: the astronaut's head and shoulders; mirrored, a second person."""
+  from PIL import Image
+
+  photo = skimage.data.astronaut()[_PERSON]
+  photo = photo[:, ::-1] if mirrored else photo
+  return np.asarray(Image.fromarray(np.ascontiguousarray(photo)).resize((size, size), Image.BILINEAR))
+
+
+def people_clip(main_visible, other_visible, height: int = 300, width: int = 480, main_size: int = 210,
+                other_size: int = 170, seed: int = 0) -> np.ndarray:
+  """[T, H, W, 3] uint8: two people on a textured background, each shown in the frames where
+  its flag is True. The main one (larger, faces ~100 px) stands in the middle and sways a
+  little; the other (mirrored, smaller, faces ~85 px) stands at the left edge."""
+  from PIL import Image
+
+  base = photo_video.background(height, width, seed)
+  main, other = Image.fromarray(person(main_size)), Image.fromarray(person(other_size, mirrored=True))
+  frames = []
+  for t, (show_main, show_other) in enumerate(zip(main_visible, other_visible)):
+    canvas = Image.fromarray(base.copy())
+    if show_other:
+      canvas.paste(other, (4, height - other_size - 10 - t % 3))
+    if show_main:
+      canvas.paste(main, ((width - main_size) // 2 + int(6 * np.sin(t / 3)), (height - main_size) // 2))
+    frames.append(np.asarray(canvas))
+  return np.stack(frames)
+
+
+def which_person(models: faces.FaceModels, crops, options: faces.FaceOptions = faces.FaceOptions()) -> list[str]:
+  """For each aligned crop [S, S, 3] (or None): 'main', 'other' (people_clip's) or '-' (None),
+  by the nearer of the two people's own aligned crops."""
+  references = {}
+  for name, visible in (("main", (True, False)), ("other", (False, True))):
+    frame = people_clip([visible[0]], [visible[1]])
+    (aligned,) = faces.align_video(frame, models, options)
+    references[name] = aligned.face.astype(np.float64)
+  names = []
+  for crop in crops:
+    if crop is None:
+      names.append("-")
+      continue
+    errors = {name: np.abs(crop.astype(np.float64) - ref).mean() for name, ref in references.items()}
+    names.append(min(errors, key=errors.get))
+  return names

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import face_checks
-from videmo.data.preparation import faces
+from videmo.data.preparation import clip_tracks, faces
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,8 @@ def test_landmark_model_comes_from_the_package():
 
 
 @pytest.mark.parametrize("field, value", [("face_size", 8), ("redetect_every", 0), ("detect_scales", ()),
-                                          ("roi_face_px", 40), ("min_overlap", 1.5)])
+                                          ("roi_face_px", 40), ("min_overlap", 1.5), ("survey_every", -1),
+                                          ("reentry_distance", 0.0), ("reentry_scale", 1.0)])
 def test_bad_options_name_the_field(field, value):
   with pytest.raises(ValueError, match=f"FaceOptions.{field}"):
     faces.FaceOptions(**{field: value})
@@ -121,3 +122,77 @@ def test_track_keeps_the_same_face_when_another_grows_larger(models):
   first, last = (faces.detect_faces(models, faces.to_gray(frames[i])) for i in (0, -1))
   assert first[faces.choose_face(first, None)][0] < 240  # the colour face (left) is the largest at first,
   assert last[faces.choose_face(last, None)][0] > 240    # the grey one (right) by the end
+
+
+def test_same_person_matches_by_position_and_size():
+  box = np.array([100, 100, 200, 200], float)
+  boxes = np.array([[400, 100, 500, 200], [170, 120, 260, 210], [110, 90, 160, 140]], float)
+  assert faces.same_person(box, boxes) == 1             # near and of a size; [2] is too small
+  assert faces.same_person(box, boxes[[0, 2]]) is None  # too far, too small
+  assert faces.same_person(box, boxes[[0]], distance=3.5) == 0
+  assert faces.same_person(box, np.zeros((0, 4))) is None
+
+
+def test_a_person_is_expected_near_where_the_survey_saw_them():
+  track = clip_tracks.PersonTrack([0, 10, 40], [np.array([0, 0, 10, 10.]), np.array([10, 0, 20, 10.]),
+                                                np.array([50, 0, 60, 10.])])
+  np.testing.assert_allclose(track.expected(5, every=10), [5, 0, 15, 10])  # between two sightings
+  np.testing.assert_allclose(track.expected(19, every=10), [10, 0, 20, 10])  # just after one
+  assert track.expected(20, every=10) is None and track.expected(30, every=10) is None  # gone
+  np.testing.assert_allclose(track.expected(31, every=10), [50, 0, 60, 10])  # just before the next
+  assert track.expected(50, every=10) is None
+  assert clip_tracks.centrality(np.array([40, 30, 60, 50.]), 80, 100) == 1.0
+  assert clip_tracks.centrality(np.array([-10, -10, 10, 10.]), 80, 100) == pytest.approx(0.25)
+
+
+def test_the_main_face_is_the_larger_central_one_even_when_the_other_comes_first(models):
+  """A smaller person at the edge of the shot is alone in the first frames; the larger one in
+  the middle comes later and stays: the clip's face is the larger, central one, and the
+  frames before it came have no face."""
+  n = 18
+  frames = face_checks.people_clip([t >= 6 for t in range(n)], [True] * n)
+  options = faces.FaceOptions(survey_every=4)
+  first_found = list(faces.align_video(frames, models, options))  # without the survey: the first face, followed
+  assert face_checks.which_person(models, [o.face for o in first_found]) == ["other"] * n
+  out = list(clip_tracks.align_main_face(frames, models, options))
+  assert [o.index for o in out] == list(range(n))
+  assert face_checks.which_person(models, [o.face for o in out]) == ["-"] * 6 + ["main"] * (n - 6)
+  found = clip_tracks.survey(frames, models, options)
+  assert len(found.tracks) == 2 and found.tracks[found.main].indices[0] == 8
+
+
+def test_a_face_that_leaves_and_comes_back_is_followed_again(models):
+  """The main person leaves the shot for 8 frames while the other stays: the gap has no face
+  (never the other person's), and the frames after the return are used."""
+  n = 24
+  frames = face_checks.people_clip([not 8 <= t < 16 for t in range(n)], [True] * n)
+  options = faces.FaceOptions(survey_every=4)
+  out = list(clip_tracks.align_main_face(frames, models, options))
+  assert face_checks.which_person(models, [o.face for o in out]) == ["main"] * 8 + ["-"] * 8 + ["main"] * 8
+  found = clip_tracks.survey(frames, models, options)
+  assert found.tracks[found.main].indices == [0, 4, 16, 20]  # one track across the gap
+
+
+def test_faces_are_found_one_frame_at_a_time(models):
+  """Neither pass holds the video: at most a few frames (those waiting for a confirmation) are
+  alive at once, however long the clip."""
+  import gc
+  import weakref
+
+  clip = face_checks.astronaut_clip(8, seed=2)
+  alive, most = [], [0]
+
+  def frames():
+    for t in range(40):
+      frame = clip[t % 8].copy()
+      alive.append(weakref.ref(frame))
+      gc.collect()
+      most[0] = max(most[0], sum(r() is not None for r in alive))
+      yield frame
+
+  options = faces.FaceOptions(redetect_every=5, survey_every=10)
+  found = [o.found for o in clip_tracks.align_main_face(frames, models, options)]
+  assert len(found) == 40 and all(found)
+  assert most[0] <= options.redetect_every + 2, most[0]
+  with pytest.raises(TypeError, match="twice"):
+    list(clip_tracks.align_main_face(iter(clip), models, options))

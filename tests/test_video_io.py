@@ -15,7 +15,7 @@ def _frames(num=6, height=64, width=96):
   return frames
 
 
-@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv"])
+@pytest.mark.parametrize("suffix", [".avi", ".mp4", ".mkv", ".webm"])
 def test_video_round_trip(tmp_path, suffix):
   frames = _frames()
   path = tmp_path / f"clip{suffix}"

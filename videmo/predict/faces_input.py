@@ -13,6 +13,10 @@ Then, as evaluation does (videmo/data/loading/pipeline.py `eval_batches`): the f
 evenly subsampled to `num_frames` when given, JPEG-decoded, centre-cropped to C x C.
 A video that cannot be read, or in which no frame has a face, comes back with that status
 and a one-line message instead of crops; nothing here raises on a bad file.
+
+The face followed is the clip's main one, chosen over the whole clip (clip_tracks.py); the
+source is decoded a frame at a time, and `max_frames` / `max_seconds` stop a long video
+early (the message says so). Times come from the frames' timestamps (`frame_time`, `fps`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from videmo.data.preparation import clip_processing, faces
+from videmo.data.preparation import clip_processing, clip_tracks, faces
 from videmo.data.loading import pipeline
 from videmo.data import schema, video_io
 from videmo.predict import record as record_lib
@@ -34,7 +38,9 @@ class FaceFrames:
   """The crops of one video and where they came from.
 
   crops [T, C, C, 3] uint8 (T = 0 unless status is ok); frame_index [T]: source frame of
-  each crop; frames_without_face: source frames with no face; status/message: see record.py.
+  each crop; frames_without_face: source frames with no face; status/message: see record.py;
+  frame_time [T]: seconds of each crop's source frame from the first frame, from the video's
+  timestamps (None when unknown: frame folders, frames given without an fps).
   """
 
   crops: np.ndarray
@@ -44,6 +50,7 @@ class FaceFrames:
   fps: float | None = None
   status: str = record_lib.OK
   message: str = ""
+  frame_time: np.ndarray | None = None
 
 
 def failed(status: str, message: str, num_source_frames: int = 0, fps: float | None = None,
@@ -80,20 +87,45 @@ def select_crops(jpegs: Sequence[bytes], found: Sequence[bool], frame_index: Seq
   return crops, np.asarray(frame_index, np.int64)[chosen]
 
 
+def _times_of(index: np.ndarray, times: Sequence[float] | None) -> np.ndarray | None:
+  """The times [T] of the source frames `index` [T], given every source frame's time (or None)."""
+  if times is None:
+    return None
+  return np.asarray(times, np.float64)[np.asarray(index, np.int64)]
+
+
 def _from_stored(jpegs: list[bytes | None], frame_index: Sequence[int], crop_size: int,
-                 num_frames: int | None, fps: float | None, message: str = "") -> FaceFrames:
-  """Crops from per-frame JPEGs (None: no face in that source frame)."""
+                 num_frames: int | None, fps: float | None, message: str = "",
+                 times: Sequence[float] | None = None) -> FaceFrames:
+  """Crops from per-frame JPEGs (None: no face in that source frame); times [len(jpegs)]: each
+  source frame's time in seconds, or None."""
   found = [j is not None for j in jpegs]
   missing = [int(frame_index[i]) for i, ok in enumerate(found) if not ok]
   if not any(found):
-    return failed(record_lib.NO_FACE, f"no face in any of its {len(jpegs)} frames", len(jpegs), fps, missing)
+    why = f"no face in any of its {len(jpegs)} frames" + (f" ({message})" if message else "")
+    return failed(record_lib.NO_FACE, why, len(jpegs), fps, missing)
   crops, index = select_crops([j or b"" for j in jpegs], found, frame_index, crop_size, num_frames)
-  return FaceFrames(crops, index, len(jpegs), missing, fps, record_lib.OK, message)
+  return FaceFrames(crops, index, len(jpegs), missing, fps, record_lib.OK, message, _times_of(index, times))
+
+
+def _with_limits(options: clip_processing.ClipOptions, max_frames: int | None,
+                 max_seconds: float | None) -> clip_processing.ClipOptions:
+  """`options` with the tighter of its limits and the given ones (raises ValueError on bad ones)."""
+  tighter = lambda a, b: b if a is None else a if b is None else min(a, b)
+  return dataclasses.replace(options, max_frames=tighter(options.max_frames, max_frames),
+                             max_seconds=tighter(options.max_seconds, max_seconds))
 
 
 def faces_from_path(path: str | os.PathLike, options: clip_processing.ClipOptions, models: faces.FaceModels | None,
-                    crop_size: int, num_frames: int | None = None, aligned: bool = False) -> FaceFrames:
-  """The crops of a video file or frame folder (see the module docstring); never raises on a bad file."""
+                    crop_size: int, num_frames: int | None = None, aligned: bool = False, *,
+                    max_frames: int | None = None, max_seconds: float | None = None) -> FaceFrames:
+  """The crops of a video file or frame folder (see the module docstring); never raises on a bad file.
+
+  max_frames / max_seconds: decode at most that many frames / only the frames before that
+  time (seconds from the first frame's timestamp); the message then says where it stopped.
+  Raises ValueError for a limit below 1 frame or not above 0 seconds.
+  """
+  options = _with_limits(options, max_frames, max_seconds)
   if aligned:
     return _aligned_from_path(path, options, crop_size, num_frames)
   task = clip_processing.ClipTask(os.fspath(path), os.fspath(path), os.fspath(path), -1, "predict")
@@ -104,36 +136,41 @@ def faces_from_path(path: str | os.PathLike, options: clip_processing.ClipOption
     return failed(record_lib.NO_FACE, result.message, result.num_source_frames, result.fps,
                   result.missing_frames)
   crops, index = select_crops(result.frames, result.face_found, result.frame_index, crop_size, num_frames)
+  stored_times = None
+  if result.frame_time is not None:
+    stored_times = dict(zip(result.frame_index, result.frame_time))
+  times = None if stored_times is None else np.asarray([stored_times[int(i)] for i in index], np.float64)
   return FaceFrames(crops, index, result.num_source_frames, list(result.missing_frames), result.fps,
-                    record_lib.OK, result.message)
+                    record_lib.OK, result.message, times)
 
 
 def _aligned_from_path(path, options: clip_processing.ClipOptions, crop_size: int,
                        num_frames: int | None) -> FaceFrames:
   jpegs: list[bytes | None] = []
-  fps, message = None, ""
+  fps, message, times = None, "", None
   try:
-    with video_io.VideoReader(path) as video:
-      fps = video.fps
+    with video_io.VideoReader(path, max_frames=options.max_frames, max_seconds=options.max_seconds) as video:
       for frame in video:
-        if options.max_frames is not None and len(jpegs) >= options.max_frames:
-          break
         jpegs.append(schema.encode_jpeg(stored_face(frame, options.face.face_size), options.jpeg_quality))
-      if video.truncated and (options.max_frames is None or len(jpegs) < options.max_frames):
-        message = video.error or f"only {len(jpegs)} of {video.num_frames} frames could be decoded"
+      fps, times = video.fps, video.frame_times
+      if video.truncated:
+        message = video.error or f"only {len(jpegs)} of {video.expected_frames} frames could be decoded"
+      elif video.stopped:
+        message = video.stopped
   except video_io.VideoReadError as err:
     return failed(record_lib.UNREADABLE, err.reason)
   except Exception as err:  # noqa: BLE001  one odd file (FFmpeg, Pillow) must not stop a folder
     return failed(record_lib.UNREADABLE, f"failed after {len(jpegs)} frames: {type(err).__name__}: {err}")
   if not jpegs:
     return failed(record_lib.UNREADABLE, f"no frame could be decoded{f' ({message})' if message else ''}", 0, fps)
-  return _from_stored(jpegs, range(len(jpegs)), crop_size, num_frames, fps, message)
+  return _from_stored(jpegs, range(len(jpegs)), crop_size, num_frames, fps, message, times)
 
 
 def faces_from_frames(frames: Iterable[np.ndarray] | np.ndarray, options: clip_processing.ClipOptions,
                       models: faces.FaceModels | None, crop_size: int, num_frames: int | None = None,
                       aligned: bool = False, fps: float | None = None) -> FaceFrames:
-  """The crops of frames [T, H, W, 3] uint8 already in memory (raises ValueError on bad arrays)."""
+  """The crops of frames [T, H, W, 3] uint8 already in memory (raises ValueError on bad arrays);
+  `fps` (None: unknown) gives the frames' times, t / fps."""
   frames = list(frames)[:options.max_frames] if options.max_frames else list(frames)
   if not frames:
     raise ValueError("predict: no frames given")
@@ -141,10 +178,11 @@ def faces_from_frames(frames: Iterable[np.ndarray] | np.ndarray, options: clip_p
     jpegs = [schema.encode_jpeg(stored_face(f, options.face.face_size), options.jpeg_quality) for f in frames]
   else:
     jpegs = [None] * len(frames)
-    for out in faces.align_video(frames, models, options.face):
+    for out in clip_tracks.align_main_face(frames, models, options.face):
       if out.found:
         jpegs[out.index] = schema.encode_jpeg(out.face, options.jpeg_quality)
-  return _from_stored(jpegs, range(len(frames)), crop_size, num_frames, fps)
+  times = np.arange(len(frames)) / fps if fps else None
+  return _from_stored(jpegs, range(len(frames)), crop_size, num_frames, fps, times=times)
 
 
 def faces_from_record(record: dict[str, Any], crop_size: int, num_frames: int | None) -> FaceFrames:

@@ -23,6 +23,8 @@ each of them (a test keeps the two in step):
   num_source_frames    int          frames decoded from the video
   fps                  float        the video's frame rate (null for frame folders)
   frame_index          [T] int      the source frame of each frame the model saw
+  frame_time           [T] float    its time in seconds from the first frame, from the video's
+                                    timestamps (variable frame rates too); null when unknown
   frame_probabilities  [T, E]       per-frame class probabilities, softmax_c(o_fc / τ)
   frame_importance     [T]          p(f|S) (or the pooling's analogue), sums to 1
   frames_without_face  [int]        source frames where no face was found
@@ -46,7 +48,8 @@ STATUSES = (OK, NO_FACE, UNREADABLE)
 
 PREDICTION_FIELDS: tuple[str, ...] = (
     "video", "status", "message", "checkpoint", "step", "classes", "pooling", "label", "probability",
-    "probabilities", "true_label", "true_window", "num_source_frames", "fps", "frame_index", "frame_probabilities",
+    "probabilities", "true_label", "true_window", "num_source_frames", "fps", "frame_index", "frame_time",
+    "frame_probabilities",
     "frame_importance", "frames_without_face", "attention",
 )
 
@@ -70,6 +73,7 @@ class Prediction:
   true_label: str | None = None
   true_window: tuple[int, int] | None = None
   frame_index: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), np.int64))  # [T]
+  frame_time: np.ndarray | None = None           # [T] seconds; None: frame_index / fps where fps is known
   frame_probabilities: np.ndarray | None = None  # [T, E]
   frame_importance: np.ndarray | None = None     # [T]
   frames_without_face: list[int] = dataclasses.field(default_factory=list)
@@ -106,6 +110,15 @@ class Prediction:
             f"{len(self.frame_index)} frames seen, {len(self.frames_without_face)} without a face")
     return line + (f"; {self.message}" if self.message else "")
 
+  def times(self) -> np.ndarray | None:
+    """[T] seconds of the frames the model saw: `frame_time` (from the video's timestamps),
+    else frame_index / fps (a constant rate), else None."""
+    if self.frame_time is not None and len(self.frame_time) == len(self.frame_index):
+      return np.asarray(self.frame_time, np.float64)
+    if self.fps:
+      return np.asarray(self.frame_index, np.float64) / float(self.fps)
+    return None
+
   def to_json(self) -> dict[str, Any]:
     """The JSON record (plain lists and numbers), fields in PREDICTION_FIELDS order."""
     ok = self.ok
@@ -116,7 +129,7 @@ class Prediction:
         probabilities=_round(self.probabilities) if ok else None, true_label=self.true_label,
         true_window=None if self.true_window is None else [int(i) for i in self.true_window],
         num_source_frames=int(self.num_source_frames), fps=None if self.fps is None else float(self.fps),
-        frame_index=[int(i) for i in self.frame_index],
+        frame_index=[int(i) for i in self.frame_index], frame_time=_round(self.times()),
         frame_probabilities=_round(self.frame_probabilities) if ok else [],
         frame_importance=_round(self.frame_importance) if ok else [],
         frames_without_face=[int(i) for i in self.frames_without_face],

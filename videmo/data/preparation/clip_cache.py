@@ -24,7 +24,7 @@ from pathlib import Path
 from videmo.data.preparation import clip_processing
 
 # Bump when process_clip's output changes for the same inputs and options.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the main face chosen over the whole clip; frame times from timestamps
 
 
 def source_fingerprint(path: str | os.PathLike) -> list:

@@ -1,4 +1,11 @@
-"""One clip, start to finish: decode, find and align the face in each frame, JPEG-encode.
+"""One clip, start to finish: decode, find and align the main face in each frame, JPEG-encode.
+
+The video is decoded twice, a frame at a time (memory does not grow with its length): once
+to choose the clip's main face over the whole clip, once to follow and align it
+(clip_tracks.py); frames where the main person is not seen count as frames without a face.
+Times come from the frames' timestamps: `fps` is measured from them and `frame_time` gives
+each stored frame's time in seconds (variable-frame-rate phone videos included).
+`ClipOptions.max_frames` / `max_seconds` stop a long video early and say so in `message`.
 
 `process_clip(task, options, models)` never raises on bad input: an unreadable, empty or
 face-free video (or one on which dlib, FFmpeg or Pillow fail in any other way) comes back as
@@ -19,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from videmo.data.preparation import faces
+from videmo.data.preparation import clip_tracks, faces
 from videmo.data import schema, video_io
 # Clip outcomes: "ok" clips are written to the dataset; the others are only reported.
 from videmo.data.clip_status import EMPTY, NO_FACE, OK, UNREADABLE  # noqa: F401
@@ -35,12 +42,15 @@ class ClipOptions:
   missing_face: what to do with frames without a face, one of MISSING_FACE_POLICIES.
   jpeg_quality: quality of the stored JPEG frames.
   max_frames: read at most this many frames of a video (None: all).
+  max_seconds: read only the frames before this time, in seconds from the first frame's
+    timestamp (None: all; frame folders have no times and ignore it).
   """
 
   face: faces.FaceOptions = faces.FaceOptions()
   missing_face: str = "skip"
   jpeg_quality: int = schema.JPEG_QUALITY
   max_frames: int | None = None
+  max_seconds: float | None = None
 
   def __post_init__(self):
     if self.missing_face not in MISSING_FACE_POLICIES:
@@ -49,6 +59,8 @@ class ClipOptions:
       raise ValueError(f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
     if self.max_frames is not None and self.max_frames < 1:
       raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+    if self.max_seconds is not None and not self.max_seconds > 0:
+      raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +83,10 @@ class ClipTask:
 @dataclasses.dataclass
 class ClipResult:
   """A prepared clip. frames: JPEG bytes [F]; face_found [F]; frame_index [F] (source frame
-  of each stored frame); missing_frames: source frames without a face; num_source_frames:
-  frames decoded; frames_detected: frames where the detector itself found the face."""
+  of each stored frame); frame_time [F]: its time in seconds from the first frame, from the
+  timestamps (None for frame folders); missing_frames: source frames without a face;
+  num_source_frames: frames decoded; frames_detected: frames where the detector itself found
+  the face; fps: measured from the timestamps (None for frame folders)."""
 
   clip_id: str
   source: str
@@ -87,6 +101,7 @@ class ClipResult:
   frames: list[bytes] = dataclasses.field(default_factory=list)
   face_found: list[bool] = dataclasses.field(default_factory=list)
   frame_index: list[int] = dataclasses.field(default_factory=list)
+  frame_time: list[float] | None = None
   missing_frames: list[int] = dataclasses.field(default_factory=list)
   seconds: float = 0.0
 
@@ -100,25 +115,35 @@ class ClipResult:
 
 
 def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels) -> ClipResult:
-  """Decodes `task.path`, aligns the face of every frame, applies the missing-face policy."""
+  """Decodes `task.path`, aligns the main face of every frame, applies the missing-face policy."""
   start = time.perf_counter()
   result = ClipResult(task.clip_id, task.source, task.label, task.split)
   crops: list[bytes | None] = []
+  readers: list[video_io.VideoReader] = []
+
+  def decode():
+    """One pass over the video, a frame at a time (the last pass's reader is readers[-1])."""
+    with video_io.VideoReader(task.path, max_frames=options.max_frames, max_seconds=options.max_seconds) as video:
+      readers.append(video)
+      yield from video
+
   try:
-    with video_io.VideoReader(task.path) as video:
-      result.fps = video.fps
-      frames = _limit(video, options.max_frames)
-      for aligned in faces.align_video(frames, models, options.face):
-        if aligned.found:
-          crops.append(schema.encode_jpeg(aligned.face, options.jpeg_quality))
-          result.frames_detected += int(aligned.detected)
-        else:
-          crops.append(None)
-      result.num_source_frames = len(crops)
-      if video.truncated and (options.max_frames is None or len(crops) < options.max_frames):
-        result.truncated = True
-        expected = f" of {video.expected_frames}" if video.expected_frames else ""
-        result.message = video.error or f"only {len(crops)}{expected} frames could be decoded"
+    for aligned in clip_tracks.align_main_face(decode, models, options.face):
+      if aligned.found:
+        crops.append(schema.encode_jpeg(aligned.face, options.jpeg_quality))
+        result.frames_detected += int(aligned.detected)
+      else:
+        crops.append(None)
+    video = readers[-1]
+    result.fps = video.fps
+    result.num_source_frames = len(crops)
+    times = video.frame_times
+    if video.truncated:
+      result.truncated = True
+      expected = f" of {video.expected_frames}" if video.expected_frames else ""
+      result.message = video.error or f"only {len(crops)}{expected} frames could be decoded"
+    elif video.stopped:
+      result.message = video.stopped
   except video_io.VideoReadError as err:
     result.status = EMPTY if isinstance(err, video_io.EmptyVideoError) else UNREADABLE
     result.message = err.reason
@@ -137,20 +162,15 @@ def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels)
     result.status, result.message = EMPTY, "zero-length video (no frames)"
   elif len(result.missing_frames) == len(crops):
     # One cause per clip: a clip cut short without a face in what remains is a clip without a face.
-    cut_short = f"; {result.message}" if result.truncated else ""
+    cut_short = f"; {result.message}" if result.truncated or result.message else ""
     result.status, result.truncated = NO_FACE, False
     result.message = f"no face in any of its {len(crops)} {'decoded ' if cut_short else ''}frames{cut_short}"
   else:
     _apply_policy(result, crops, options.missing_face)
+    if times is not None and len(times) == len(crops):
+      result.frame_time = [float(times[i]) for i in result.frame_index]
   result.seconds = time.perf_counter() - start
   return result
-
-
-def _limit(frames, max_frames):
-  for index, frame in enumerate(frames):
-    if max_frames is not None and index >= max_frames:
-      return
-    yield frame
 
 
 def _apply_policy(result: ClipResult, crops: list[bytes | None], policy: str) -> None:

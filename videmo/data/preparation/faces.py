@@ -13,7 +13,11 @@ The paper (Sec. 4.1) keeps the face that dlib finds in each frame, aligned front
     nothing, and directly after a frame where nothing was found). Boxes are mapped back to
     full-frame pixels.
   * One face track per video: among the detections, the one that continues the track
-    (IoU >= `min_overlap` with the last known face box) is kept, else the largest.
+    (IoU >= `min_overlap` with the last known face box) is kept, else the largest. Given a
+    `target` (the main face's expected box per frame, from a survey of the whole clip:
+    `clip_tracks.py`), the tracker only takes up the face that matches it (centre within
+    `reentry_distance` face widths, size within `reentry_scale`), and none where the main
+    face is not expected: there the frame has no face.
   * Tracking between detections: the landmark model is run inside the box expected in the
     new frame (the previous box moved at the previous frame's velocity); the similarity
     transform from the landmarks at the last detection to the new ones moves the detection
@@ -48,7 +52,7 @@ import dataclasses
 import importlib.util
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -87,6 +91,11 @@ class FaceOptions:
   max_step_scale: largest face size ratio between consecutive frames while tracking.
   max_step_shift: largest move of the face between consecutive frames, in face widths.
   max_step_rotation: largest in-plane rotation between consecutive frames, in degrees.
+  survey_every: the main face of a clip is chosen from a whole-frame detection every this
+    many frames, over the whole clip (clip_tracks.py); 0 follows the first face found instead.
+  reentry_distance: a face seen again (after a gap, or a survey interval later) is the same
+    person when its centre is within this many face widths of where that person was last ...
+  reentry_scale: ... and its size is within this factor of that person's last size.
   """
 
   face_size: int = 256
@@ -100,6 +109,9 @@ class FaceOptions:
   max_step_scale: float = 1.25
   max_step_shift: float = 0.5
   max_step_rotation: float = 20.0
+  survey_every: int = 10
+  reentry_distance: float = 1.0
+  reentry_scale: float = 1.5
 
   def __post_init__(self):
     if self.face_size < 16:
@@ -119,6 +131,12 @@ class FaceOptions:
       raise ValueError(f"FaceOptions.min_overlap must be in (0, 1), got {self.min_overlap}")
     if self.max_step_scale <= 1.0:
       raise ValueError(f"FaceOptions.max_step_scale must be > 1, got {self.max_step_scale}")
+    if self.survey_every < 0:
+      raise ValueError(f"FaceOptions.survey_every must be >= 0 (0: no survey), got {self.survey_every}")
+    if self.reentry_distance <= 0:
+      raise ValueError(f"FaceOptions.reentry_distance must be > 0, got {self.reentry_distance}")
+    if self.reentry_scale <= 1.0:
+      raise ValueError(f"FaceOptions.reentry_scale must be > 1, got {self.reentry_scale}")
 
 
 class FaceModels(NamedTuple):
@@ -219,6 +237,23 @@ def choose_face(boxes: np.ndarray, previous: np.ndarray | None, min_overlap: flo
   return int(np.argmax(areas))
 
 
+def same_person(box: np.ndarray, boxes: np.ndarray, distance: float = 1.0, scale: float = 1.5) -> int | None:
+  """Index of the box in boxes [K, 4] that is the face `box` [4] seen again: the nearest
+  whose centre lies within `distance` face widths (the larger of the two) of `box`'s and
+  whose width is within a factor `scale` of it; None when none is."""
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  if len(boxes) == 0:
+    return None
+  width = box[2] - box[0]
+  widths = boxes[:, 2] - boxes[:, 0]
+  gaps = np.linalg.norm((boxes[:, :2] + boxes[:, 2:]) / 2 - (box[:2] + box[2:]) / 2, axis=1)
+  ratio = np.maximum(widths, width) / np.maximum(np.minimum(widths, width), 1e-9)
+  ok = (gaps <= distance * np.maximum(widths, width)) & (ratio <= scale)
+  if not ok.any():
+    return None
+  return int(np.argmin(np.where(ok, gaps, np.inf)))
+
+
 def predict_landmarks(models: FaceModels, frame: np.ndarray, box: np.ndarray):
   """dlib's 5-point landmarks of the face in box [4] of frame [H, W, 3]: (shape, [5, 2])."""
   import dlib
@@ -292,11 +327,17 @@ class FaceTracker:
   `finish()` settles the rest. Frames must come in order, one at a time; the tracker keeps
   the frames waiting for confirmation (at most `redetect_every - 1`) by reference, so do
   not overwrite a frame's array in place before it is settled.
+
+  `target(index)`, when given, is the box [4] where the face to follow is expected in frame
+  `index`, or None where it is not expected: the tracker then takes up only that face (not
+  the first or largest one), and none where it is not expected (clip_tracks.py).
   """
 
-  def __init__(self, models: FaceModels, options: FaceOptions = FaceOptions()):
+  def __init__(self, models: FaceModels, options: FaceOptions = FaceOptions(),
+               target: Callable[[int], np.ndarray | None] | None = None):
     self.models = models
     self.options = options
+    self.target = target
     self._track: _Track | None = None
     self._last_box: np.ndarray | None = None  # last known face box, kept across track losses
     self._pending: list[AlignedFrame] = []    # tracked frames awaiting a confirmation
@@ -305,7 +346,18 @@ class FaceTracker:
 
   # Detection -----------------------------------------------------------------------------
 
-  def _detect_full(self, frame: np.ndarray) -> np.ndarray:
+  def _pick(self, index: int, boxes: np.ndarray, previous: np.ndarray | None) -> int | None:
+    """The detection in boxes [K, 4] to take up in frame `index`: without a target, the one
+    continuing `previous` (IoU >= min_overlap) else the largest; with one, the one matching
+    the target's box there (none where the target is not expected)."""
+    if self.target is None:
+      return choose_face(boxes, previous, self.options.min_overlap)
+    expected = self.target(index)
+    if expected is None:
+      return None
+    return same_person(expected, boxes, self.options.reentry_distance, self.options.reentry_scale)
+
+  def _detect_full(self, frame: np.ndarray, index: int = 0) -> np.ndarray:
     """Face boxes on the whole frame, coarse scales first: [K, 4].
 
     After a search that found nothing, only the finest scale runs: it finds every face the
@@ -317,8 +369,11 @@ class FaceTracker:
     for scale in scales:
       boxes = detect_faces(self.models, gray, scale)
       found.append(boxes)
-      if len(boxes) and (self._last_box is None
-                         or iou(self._last_box, boxes).max() >= self.options.min_overlap):
+      if self.target is not None:
+        if self._pick(index, boxes, None) is not None:
+          break
+      elif len(boxes) and (self._last_box is None
+                           or iou(self._last_box, boxes).max() >= self.options.min_overlap):
         break
     boxes = np.concatenate(found)
     self._searched_in_vain = len(boxes) == 0
@@ -403,14 +458,14 @@ class FaceTracker:
     pick = self._continues(box, boxes)
     if pick is None:
       self._last_box = box
-      boxes = self._detect_full(frame)
+      boxes = self._detect_full(frame, index)
       pick = self._continues(box, boxes)
     if pick is not None:
       return self._settle_pending(confirmed=len(self._pending)) + [self._start(index, frame, boxes[pick])]
     # The face is not here (a cut, an occlusion, or the track drifted): the waiting frames
     # count up to the last one where the detector finds the face.
     settled = self._settle_pending(confirmed=self._pending_confirmed())
-    pick = choose_face(boxes, None)  # another face, if any: the largest
+    pick = self._pick(index, boxes, None)  # another face, if any: the largest (or the target's)
     if pick is None:
       self._track = None
       return settled + [AlignedFrame(index, None, False, False)]
@@ -424,8 +479,10 @@ class FaceTracker:
       raise ValueError(f"frames must be RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
     frame = np.ascontiguousarray(frame)
     if self._track is None:
-      boxes = self._detect_full(frame)
-      pick = choose_face(boxes, self._last_box, self.options.min_overlap)
+      if self.target is not None and self.target(index) is None:
+        return [AlignedFrame(index, None, False, False)]  # the face followed is not in this frame
+      boxes = self._detect_full(frame, index)
+      pick = self._pick(index, boxes, self._last_box)
       if pick is None:
         return [AlignedFrame(index, None, False, False)]
       return [self._start(index, frame, boxes[pick])]
@@ -448,14 +505,17 @@ class FaceTracker:
     return settled
 
 
-def align_video(frames: Iterable[np.ndarray], models: FaceModels,
-                options: FaceOptions = FaceOptions()) -> Iterator[AlignedFrame]:
-  """The aligned face of every frame of a video, in order (see the module docstring).
+def align_video(frames: Iterable[np.ndarray], models: FaceModels, options: FaceOptions = FaceOptions(),
+                target: Callable[[int], np.ndarray | None] | None = None) -> Iterator[AlignedFrame]:
+  """The aligned face of every frame of a video, in order (see the module docstring), in one
+  pass: frames are taken one at a time and not kept once settled.
 
-  frames: RGB frames [H, W, 3] uint8. Yields one AlignedFrame per frame; its `face` is
-  [options.face_size, options.face_size, 3] uint8, or None when no face was found.
+  frames: RGB frames [H, W, 3] uint8. target: see FaceTracker (None: the first face found,
+  followed; `clip_tracks.align_main_face` surveys the clip first and follows its main face).
+  Yields one AlignedFrame per frame; its `face` is [options.face_size, options.face_size, 3]
+  uint8, or None when no face was found.
   """
-  tracker = FaceTracker(models, options)
+  tracker = FaceTracker(models, options, target)
   for index, frame in enumerate(frames):
     yield from tracker.step(index, frame)
   yield from tracker.finish()
