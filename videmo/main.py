@@ -5,6 +5,7 @@
     videmo train --config ...        train and evaluate an experiment config
     videmo eval --config ...         evaluate a checkpoint
     videmo predict VIDEO --checkpoint ...   predict raw videos; --report draws why (Fig. 2)
+    videmo export --checkpoint RUN OUT      the trained network as ONNX or StableHLO, any number of frames
     videmo sweep run --plan ...      many training runs (configs x seeds), resumable; their table and figure
     videmo render-clip OUT.mp4 ...   write a SynthEmo clip as a video, with its ground truth
 
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("videmo.eval_command", "evaluate a checkpoint on a split; WAR, UAR, confusion; --report draws it"),
     "bench": ("videmo.bench.cli", "train-step speed, FLOPs, MFU, memory; against PyTorch when installed"),
     "predict": ("videmo.predict.cli", "predict videos with a trained model; --report shows why (Fig. 2)"),
+    "export": ("videmo.export.cli", "write a trained network as ONNX or StableHLO (any number of frames)"),
     "sweep": ("videmo.sweep.cli", "configs x seeds x overrides: run (resumable, N at a time), SLURM, table"),
     "render-clip": ("videmo.data.synthemo.render_clip",
                     "write a SynthEmo clip as an .mp4 plus its ground truth (.json)"),
