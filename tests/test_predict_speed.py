@@ -218,7 +218,7 @@ class Links(HTMLParser):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("predict")
-def test_folder_report_works_offline(tiny_run, tmp_path, capsys):
+def test_folder_report_works_offline(tiny_run, tmp_path, capsys, monkeypatch):
   """A folder of render-clip videos (and a damaged file) through `videmo predict --report`: every
   link of index.html is relative and exists, no URL anywhere; --timing and --quiet as documented."""
   folder = tmp_path / "clips dir"
@@ -229,13 +229,13 @@ def test_folder_report_works_offline(tiny_run, tmp_path, capsys):
   capsys.readouterr()
   out = tmp_path / "report"
   assert main(["predict", str(folder), "--checkpoint", str(tiny_run[0]), "--aligned", "--report", str(out),
-               "--json", "--timing", "--quiet"]) == 0
+               "--json", "--timing", "--quiet", "--max_frames", "16"]) == 0
   captured = capsys.readouterr()
   records = [json.loads(line) for line in captured.out.splitlines()]
   assert [(Path(r["video"]).name, r["status"]) for r in records] == [
       ("Fear #2.mp4", "ok"), ("Happy #0.mp4", "ok"), ("Sad #1.mp4", "ok"), ("damaged.mp4", "unreadable")]
-  assert [len(r["frame_index"]) for r in records[:3]] == [7, 12, 20]
-  assert captured.err.startswith("timing: 4 videos, 39 frames seen")  # --quiet: no bar, no notes
+  assert [len(r["frame_index"]) for r in records[:3]] == [7, 12, 16]  # --max_frames 16 cut the 20-frame clip
+  assert captured.err.startswith("timing: 4 videos, 35 frames seen")  # --quiet: no bar, no notes
   page = (out / "index.html").read_text(encoding="utf-8")
   assert "http://" not in page and "https://" not in page
   parser = Links()
@@ -249,3 +249,20 @@ def test_folder_report_works_offline(tiny_run, tmp_path, capsys):
     else:
       from urllib.parse import unquote
       assert (out / unquote(link)).is_file() and (out / unquote(link)).resolve().is_relative_to(out.resolve())
+
+  # Ctrl-C after two videos: the report holds those two, and says it was interrupted.
+  real = stream.predict_stream
+
+  def interrupted(*args, **kwargs):
+    for number, prediction in enumerate(real(*args, **kwargs)):
+      if number == 2:
+        raise KeyboardInterrupt
+      yield prediction
+
+  monkeypatch.setattr(stream, "predict_stream", interrupted)
+  capsys.readouterr()
+  assert main(["predict", str(folder), "--checkpoint", str(tiny_run[0]), "--aligned", "--report",
+               str(tmp_path / "cut"), "--quiet"]) == 130
+  assert "interrupted after 2 of 4 videos" in capsys.readouterr().err
+  assert len((tmp_path / "cut" / "predictions.jsonl").read_text().splitlines()) == 2
+  assert "(interrupted)" in (tmp_path / "cut" / "index.html").read_text(encoding="utf-8")

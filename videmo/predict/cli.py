@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
       truth = None
     return stream.VideoJob(path, true_label=truth and truth[0], true_window=truth and truth[1])
 
-  predicted = 0
+  predicted = done = 0
   timing = stream.StreamTiming()
   prefetch = stream.DEFAULT_PREFETCH if args.prefetch is None else args.prefetch
   bar = tqdm(total=len(videos), desc="predict", unit=" video", file=sys.stderr,
@@ -155,11 +155,12 @@ def main(argv: list[str]) -> int:
       bar.write(json.dumps(prediction.to_json()) if args.json else prediction.summary(), file=sys.stdout)
       if folder is not None:
         folder.add(prediction, name=names[path])
+      done += 1
       bar.update(1)
   except KeyboardInterrupt:
     predictions.close()
     bar.close()
-    print(f"videmo predict: interrupted after {timing.videos} of {len(videos)} videos", file=sys.stderr)
+    print(f"videmo predict: interrupted after {done} of {len(videos)} videos", file=sys.stderr)
     if folder is not None and folder.entries:
       print(f"videmo predict: wrote {folder.finish(note=f'model: {predictor.checkpoint} (interrupted)')}",
             file=sys.stderr)

@@ -31,6 +31,7 @@ once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import deque
@@ -52,6 +53,7 @@ from videmo.train import run_dir
 # Length buckets of the per-video step (evaluation's default; beyond 256: multiples of 256).
 DEFAULT_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256)
 _IN_FLIGHT = 2  # frame chunks dispatched ahead of the one whose outputs are read back
+_PREDICTION_FIELDS = {field.name for field in dataclasses.fields(record.Prediction)}
 
 
 def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
@@ -231,6 +233,8 @@ class Predictor:
         predictions.append(record.Prediction(status=clip.status, message=clip.message, **base))
         continue
       out = outs[i]
+      if getattr(clip, "frame_time", None) is not None and "frame_time" in _PREDICTION_FIELDS:
+        base["frame_time"] = np.asarray(clip.frame_time)  # seconds from the video's timestamps
       predictions.append(record.Prediction(
           status=record.OK, message=clip.message, probabilities=np.exp(out["log_probs"]),
           frame_index=np.asarray(clip.frame_index), frame_probabilities=out["frame_probabilities"],

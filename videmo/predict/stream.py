@@ -72,13 +72,19 @@ class StreamTiming:
             f"({self.forward_passes} forward passes), waiting for faces {self.waiting_s:.2f} s")
 
 
+def one_line(err: BaseException) -> str:
+  """'ValueError: what it said' (its first line)."""
+  text = str(err).strip()
+  return f"{type(err).__name__}: {text.splitlines()[0] if text else '(no message)'}"
+
+
 def _faces(predictor: Predictor, job: VideoJob, aligned: bool) -> tuple[faces_input.FaceFrames, float]:
   """(the video's crops or why there are none, seconds taken); never raises on a bad video."""
   start = time.perf_counter()
   try:
     frames = predictor.faces(job.source, aligned=aligned)
   except Exception as err:  # noqa: BLE001  one odd video must not stop a folder
-    frames = faces_input.failed(record.UNREADABLE, f"{type(err).__name__}: {err}")
+    frames = faces_input.failed(record.UNREADABLE, one_line(err))
   return frames, time.perf_counter() - start
 
 
@@ -96,9 +102,8 @@ def _predict_group(predictor: Predictor, group: list[tuple[VideoJob, faces_input
     if len(group) > 1:
       return [p for item in group for p in _predict_group(predictor, [item], keep_faces)]
     job, frames = group[0]
-    message = f"the model failed on it: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-    failed = faces_input.failed(record.UNREADABLE, message, frames.num_source_frames, frames.fps,
-                                frames.frames_without_face)
+    failed = faces_input.failed(record.UNREADABLE, f"the model failed on it: {one_line(err)}",
+                                frames.num_source_frames, frames.fps, frames.frames_without_face)
     return run([(job, failed)])
 
 
