@@ -23,6 +23,7 @@ from __future__ import annotations
 import ml_collections
 
 TABLES_DATASET = "synthemo/tables"
+TABLES_STILLS = "synthemo/stills_pairs"
 TABLES_EPOCHS = 6.0  # 366 steps of 8 clips
 
 
@@ -51,10 +52,10 @@ def schedule(config: ml_collections.ConfigDict, batch_size: int, epochs: float,
   return config
 
 
-def stills_config(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def stills_config(base: ml_collections.ConfigDict, dataset: str = "synthemo/stills") -> ml_collections.ConfigDict:
   """Stage 1 from a base config: the network as a frame classifier on labelled stills (one-frame clips)."""
   config = narrow_model(base)
-  config.dataset = "synthemo/stills"
+  config.dataset = dataset
   config.model.num_heads = 2
   config.penalty_coef = 0.1
   config.input.num_frames = 1
@@ -68,11 +69,12 @@ def stills_config(base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def video_stage(config: ml_collections.ConfigDict, stills_base: ml_collections.ConfigDict,
-                dataset: str, epochs: float, eval_every_epochs: float) -> ml_collections.ConfigDict:
-  """Stage 2 on `dataset` from a base config (a second base config becomes stage 1)."""
+                dataset: str, epochs: float, eval_every_epochs: float,
+                stills: str = "synthemo/stills") -> ml_collections.ConfigDict:
+  """Stage 2 on `dataset` from a base config (a second base config becomes stage 1, on `stills`)."""
   config = narrow_model(config)
   config.dataset = dataset
-  config.pretrain = stills_config(stills_base)
+  config.pretrain = stills_config(stills_base, stills)
   config.optim.groups.trunk.lr = 0.005
   config.optim.groups.head.lr = 0.1
   schedule(config, batch_size=8, epochs=epochs, eval_every_epochs=eval_every_epochs)
@@ -85,4 +87,5 @@ def video_stage(config: ml_collections.ConfigDict, stills_base: ml_collections.C
 def table_analogue(config: ml_collections.ConfigDict,
                    stills_base: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A row of the paper's tables on synthemo/tables: the recipe, evaluated once at the end."""
-  return video_stage(config, stills_base, TABLES_DATASET, TABLES_EPOCHS, eval_every_epochs=0.0)
+  return video_stage(config, stills_base, TABLES_DATASET, TABLES_EPOCHS, eval_every_epochs=0.0,
+                     stills=TABLES_STILLS)

@@ -91,6 +91,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                      "narrow trunk on (the analogue of a static expression dataset): 2,000 / 280 "
                      "one-frame clips at 64x64, each at its expression's apex (Neutral: a neutral "
                      "face), of other people than small's (seed 1); builds in seconds."),
+      SynthEmoConfig(name="stills_pairs", size=64, num_train=2000, num_validation=280, min_frames=1,
+                     max_frames=1, seed=1, expression_set="pairs", description="stills with the "
+                     "'pairs' expression set: the trunk pre-training of the tables' SynthEmo rows "
+                     "(docs/synthemo.md), as stills is for small."),
       SynthEmoConfig(name="tables", size=64, num_train=490, num_validation=420, min_frames=16,
                      max_frames=32, expression_set="pairs", window_min=0.10, window_max=0.25,
                      description="The paper's tables on SynthEmo (docs/synthemo.md): small's size "
