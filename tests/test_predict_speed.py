@@ -163,7 +163,7 @@ def test_caps_reach_faces_from_path(monkeypatch, tmp_path):
                       lambda path, *args, **kwargs: seen.append(kwargs) or FaceFrames(
                           np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), 0, [], None, "unreadable", "x"))
   predictor.predict(tmp_path / "a.mp4", aligned=True)
-  assert seen[-1] == {}  # not set: not passed
+  assert seen[-1] == {"max_frames": None, "max_seconds": None}
   capped = Predictor.from_parts(predictor.model, predictor.params, predictor.convention, CLASSES,
                                 predictor.clip_options, 32, max_frames=5, max_seconds=2.5)
   capped.predict(tmp_path / "a.mp4", aligned=True)
@@ -235,6 +235,7 @@ def test_folder_report_works_offline(tiny_run, tmp_path, capsys, monkeypatch):
   assert [(Path(r["video"]).name, r["status"]) for r in records] == [
       ("Fear #2.mp4", "ok"), ("Happy #0.mp4", "ok"), ("Sad #1.mp4", "ok"), ("damaged.mp4", "unreadable")]
   assert [len(r["frame_index"]) for r in records[:3]] == [7, 12, 16]  # --max_frames 16 cut the 20-frame clip
+  assert [r["frame_time"][:2] for r in records[:3]] == [[0.0, 0.04]] * 3  # the frames' times reach the records
   assert captured.err.startswith("timing: 4 videos, 35 frames seen")  # --quiet: no bar, no notes
   page = (out / "index.html").read_text(encoding="utf-8")
   assert "http://" not in page and "https://" not in page

@@ -31,7 +31,6 @@ once.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections import deque
@@ -53,7 +52,6 @@ from videmo.train import run_dir
 # Length buckets of the per-video step (evaluation's default; beyond 256: multiples of 256).
 DEFAULT_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256)
 _IN_FLIGHT = 2  # frame chunks dispatched ahead of the one whose outputs are read back
-_PREDICTION_FIELDS = {field.name for field in dataclasses.fields(record.Prediction)}
 
 
 def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
@@ -166,10 +164,8 @@ class Predictor:
     models = None if aligned else self.face_models
     num_frames = self.num_frames or None
     if isinstance(video_or_frames, (str, os.PathLike)):
-      caps = {name: value for name, value in (("max_frames", self.max_frames), ("max_seconds", self.max_seconds))
-              if value is not None}
-      return faces_input.faces_from_path(video_or_frames, self.clip_options, models, self.crop_size,
-                                         num_frames, aligned, **caps)
+      return faces_input.faces_from_path(video_or_frames, self.clip_options, models, self.crop_size, num_frames,
+                                         aligned, max_frames=self.max_frames, max_seconds=self.max_seconds)
     return faces_input.faces_from_frames(self._capped(video_or_frames, fps), self.clip_options, models,
                                          self.crop_size, num_frames, aligned, fps)
 
@@ -233,11 +229,10 @@ class Predictor:
         predictions.append(record.Prediction(status=clip.status, message=clip.message, **base))
         continue
       out = outs[i]
-      if getattr(clip, "frame_time", None) is not None and "frame_time" in _PREDICTION_FIELDS:
-        base["frame_time"] = np.asarray(clip.frame_time)  # seconds from the video's timestamps
       predictions.append(record.Prediction(
           status=record.OK, message=clip.message, probabilities=np.exp(out["log_probs"]),
-          frame_index=np.asarray(clip.frame_index), frame_probabilities=out["frame_probabilities"],
+          frame_index=np.asarray(clip.frame_index), frame_time=clip.frame_time,
+          frame_probabilities=out["frame_probabilities"],
           frame_importance=out["frame_importance"], attention=out["attention"],
           faces=clip.crops if keep_faces else None, **base))
     return predictions
