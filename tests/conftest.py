@@ -7,7 +7,7 @@
   subprocesses tests start (they inherit the environment): the same tiny step is compiled once,
   not once per test. It lives in a temporary folder removed when the run ends.
 * `synthemo_tiny`: the synthemo/tiny dataset, built once per session (per xdist worker);
-  `tiny_run`: a tiny training run on it, trained once per session.
+  `tiny_run`: a tiny training run on it, trained once per session (`tiny_workdir`, `tiny_predictor`: its folder, its Predictor).
 * The `slow` marker (pyproject.toml): `python -m pytest -m "not slow"` skips the end-to-end runs;
   slow tests are handed out first.
 """
@@ -67,3 +67,17 @@ def tiny_run(synthemo_tiny, tmp_path_factory):
   directory = tmp_path_factory.mktemp("tiny_run")
   record = loop.train_and_evaluate(tiny.shrink(tiny.load("synthemo"), synthemo_tiny, steps=2), directory)
   return directory, record
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tiny_run):
+  """The work directory of `tiny_run`."""
+  return tiny_run[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_workdir):
+  """A videmo.predict.Predictor of `tiny_run`'s model."""
+  from videmo.predict import Predictor
+
+  return Predictor(tiny_workdir)

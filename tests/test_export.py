@@ -32,15 +32,13 @@ RELATIVE_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_run):
-  return tiny_run[0]
+def workdir(tiny_workdir):
+  return tiny_workdir
 
 
 @pytest.fixture(scope="module")
-def predictor(workdir):
-  from videmo.predict import Predictor
-
-  return Predictor(workdir)
+def predictor(tiny_predictor):
+  return tiny_predictor
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,13 @@ pytestmark = [pytest.mark.xdist_group("predict"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def workdir(tiny_run):
-  """configs/synthemo.py shrunk to synthemo/tiny and trained for two steps from a random trunk."""
-  return tiny_run[0]
+def workdir(tiny_workdir):
+  return tiny_workdir
 
 
 @pytest.fixture(scope="module")
-def predictor(workdir):
-  return Predictor(workdir)
+def predictor(tiny_predictor):
+  return tiny_predictor
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ Modules, one concern each:
   workdir.py       a training work directory read back: config, input convention, classes, face geometry
   faces_input.py   a video -> the face crops [T, C, C, 3] the model sees (preparation's and evaluation's code)
   predictor.py     Predictor: restore the model, run it on every frame, pool over time
+  stream.py        a folder: faces found in a background thread while the model runs
   record.py        Prediction: the per-video record and its JSON fields (PREDICTION_FIELDS)
   report.py        one figure per video in the style of the paper's Fig. 2
   html.py          index.html: every video's figure and prediction on one offline page

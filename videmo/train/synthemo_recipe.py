@@ -13,7 +13,8 @@ for the narrow trunk, so a SynthEmo run has two stages (videmo/train/stages.py):
    16 random frames per clip at 64x64, clipped SGD.
 
 `table_analogue` gives stage 2 on synthemo/tables (docs/synthemo.md: short expressive windows,
-classes that need two face regions); a config of the paper's tables picks it with the argument
+classes that need two face regions), with stage 1 on synthemo/stills_pairs (stills of the same
+'pairs' classes, as synthemo/stills is for synthemo/small); a config of the paper's tables picks it with the argument
 `synthemo` (`configs/table1_tp.py:synthemo`) and then sets only what its row changes.
 configs/synthemo.py, the main job, uses the same recipe on synthemo/small.
 """
