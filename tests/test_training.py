@@ -76,6 +76,18 @@ def test_hardware_variants_load(hardware):
   assert config.model.dtype == ("float32" if hardware == "cpu" else "bfloat16")
 
 
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("table")], ids=lambda p: p.stem)
+def test_every_table_row_has_its_synthemo_analogue(path):
+  """`FILE:synthemo` is the row on synthemo/tables with the narrow trunk and a stage 1 on
+  stills: the row's own fields (what it changes from the base) are those of its AFEW config."""
+  afew, synthemo = tiny.load(path), tiny.load(path, "synthemo")
+  assert synthemo.dataset == "synthemo/tables" and synthemo.pretrain.dataset == "synthemo/stills_pairs"
+  assert synthemo.model.trunk_width_divisor == 8 and synthemo.input.crop_size == 64
+  for field in ("spatial", "temporal", "num_heads", "temperature"):
+    assert synthemo.model[field] == afew.model[field], field
+  assert synthemo.penalty_coef == afew.penalty_coef
+
+
 def test_paper_config_without_weights_fails_early_and_clearly(synthemo_tiny, tmp_path):
   config = tiny.load("table1_sa2_reg1")
   with pytest.raises(ValueError, match="config.init.weights is empty"):

@@ -3,11 +3,12 @@
     videmo sweep run --plan configs/sweeps/synthemo_tables.py --workdir runs/synthemo_tables
 
 Every row is the SynthEmo analogue of a config of configs/ (its argument `synthemo`:
-videmo/train/synthemo_recipe.py): the narrow trunk pre-trained on synthemo/stills (one stage 1
+videmo/train/synthemo_recipe.py): the narrow trunk pre-trained on synthemo/stills_pairs (one stage 1
 per seed, shared by all rows), then 366 steps on synthemo/tables and one evaluation on its 420
-validation clips. Each run takes about 1.5 minutes on 2 CPU cores, the whole sweep about 80
-(docs/synthemo_tables.md has the measured times, the table and what it shows). Killed, the same
-command continues; `videmo sweep table` rewrites the table from the finished runs.
+validation clips. Each run takes 1.5-1.7 minutes on 2 CPU cores, the whole sweep about 90
+(docs/synthemo_tables.md has the measured times, the table and what it shows: 87 minutes for
+all 48 runs on a 2-core AMD EPYC). Killed, the same command continues; `videmo sweep table`
+rewrites the table from the finished runs.
 """
 
 SEEDS = (0, 1, 2)
@@ -55,4 +56,8 @@ COMPARISONS = (
     ("SA2 reg1", "SA2 reg0.1"),
     ("SA4 reg1", "SA4 reg0.1"),
     ("TP", "SHIFT"),
+    ("TP", "TP τ=3"),            # softmax pooling's temperature, towards its averaging limit
+    ("TP", "TP τ=10"),
+    ("TP τ=10", "MEAN"),
+    ("MAX", "TP τ=0.1"),         # and towards its max limit
 )
