@@ -13,6 +13,9 @@ import tiny
 from videmo.main import main
 from videmo.sweep import collect, plan as plan_lib
 
+# The tests share one sweep (a module fixture): keep them on one xdist worker.
+pytestmark = [pytest.mark.xdist_group("sweep"), pytest.mark.slow]
+
 _PLAN = """
 SEEDS = (0, 1)
 _TINY = {overrides!r}
