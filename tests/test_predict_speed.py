@@ -45,9 +45,10 @@ def clips(lengths, seed: int = 0) -> list[np.ndarray]:
 
 
 def whole_clip(predictor: Predictor, crops: np.ndarray) -> dict:
-  """One call of the whole model on the unpadded clip (no mask)."""
-  out = predictor.model.apply({"params": predictor.params},
-                              predictor.convention.normalize(jnp.asarray(crops[None]), jnp.float32))
+  """One call of the whole model on the unpadded clip (no mask), compiled for its length."""
+  apply = jax.jit(lambda params, frames: predictor.model.apply(
+      {"params": params}, predictor.convention.normalize(frames, jnp.float32)))
+  out = apply(predictor.params, jnp.asarray(crops[None]))
   return {key: np.asarray(value[0]) for key, value in out.items() if key != "penalty"}
 
 
