@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import sys
 
+from videmo.ops import host_memory
 from videmo.train import cli
 
 
 def main(argv: list[str]) -> int:
   args = cli.parse_command_line("videmo eval", argv, ("checkpoint",))
   cli.setup_logging(args.log_level)
+  host_memory.reuse_freed_buffers()
   import jax
 
   from videmo.train import evaluate

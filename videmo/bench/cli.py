@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_xla_flags(args.xla_flags)
   else:
     use_fast_cpu_xla_flags()  # what `videmo train` runs with, unless XLA_FLAGS is set
+  from videmo.ops import host_memory
+
+  host_memory.reuse_freed_buffers()  # as `videmo train` does
 
   from videmo.bench import peaks
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from videmo.data.preparation import clip_processing, clip_tracks, faces
-from videmo.data.loading import pipeline
+from videmo.data.loading import decoded_cache, pipeline
 from videmo.data import schema, video_io
 from videmo.predict import record as record_lib
 
@@ -83,7 +83,7 @@ def select_crops(jpegs: Sequence[bytes], found: Sequence[bool], frame_index: Seq
   Returns (crops [T, C, C, 3] uint8, source frame index [T])."""
   with_face = pipeline.face_indices({"face_found": np.asarray(found, bool)})
   chosen = with_face[pipeline.evenly_spaced(len(with_face), num_frames)]
-  crops = pipeline.center_crop(pipeline.decode_frames([jpegs[i] for i in chosen]), crop_size)
+  crops = pipeline.center_crop(decoded_cache.decode_frames([jpegs[i] for i in chosen]), crop_size)
   return crops, np.asarray(frame_index, np.int64)[chosen]
 
 

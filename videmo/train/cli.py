@@ -18,6 +18,8 @@ from pathlib import Path
 from absl import flags
 from ml_collections import config_flags
 
+from videmo.ops import host_memory
+
 def parse_command_line(prog: str, argv: list[str], required: tuple[str, ...]) -> flags.FlagValues:
   """Parse one command line into a fresh set of flags (config_flags defines one flag per
   override it sees, so a set of flags serves a single parse)."""
@@ -87,6 +89,7 @@ def train_main(argv: list[str]) -> int:
   args = parse_command_line("videmo train", argv, ("workdir",))
   setup_logging(args.log_level)
   use_fast_cpu_xla_flags()
+  host_memory.reuse_freed_buffers()
   from videmo.train import loop
 
   try:

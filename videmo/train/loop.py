@@ -34,7 +34,7 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from videmo import parallel
-from videmo.data.loading import pipeline
+from videmo.data.loading import decoded_cache, pipeline
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import checkpoint as checkpoint_lib
@@ -70,6 +70,9 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, list[str]
   class_names = list(builder.info.features["label"].names)
   train = pipeline.open_split(config.dataset, config.train_split, data_dir)
   evaluation = pipeline.open_split(config.dataset, config.eval_split, data_dir)
+  if config.input.decoded_cache_mb > 0:  # one budget for both splits (decoded_cache.py)
+    cache = decoded_cache.DecodedCache(config.input.decoded_cache_mb)
+    train, evaluation = decoded_cache.CachedSource(train, cache), decoded_cache.CachedSource(evaluation, cache)
   return train, evaluation, class_names
 
 

@@ -24,7 +24,6 @@ Frames stay uint8 until the device, where the train step normalises them.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -32,7 +31,8 @@ from typing import Any, Iterator, Sequence
 import grain
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
+
+from videmo.data.loading.decoded_cache import CachedSource, frames_at
 
 
 class RawFrames(tfds.decode.Decoder):
@@ -64,11 +64,6 @@ def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> 
   if split not in sources:
     raise ValueError(f"split {split!r} not in dataset {dataset!r}; it has {sorted(sources)}")
   return sources[split]
-
-
-def decode_frames(jpegs: Sequence[bytes]) -> np.ndarray:
-  """JPEG bytes of F frames -> [F, S, S, 3] uint8."""
-  return np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in jpegs])
 
 
 def face_indices(record: dict) -> np.ndarray:
@@ -106,7 +101,7 @@ class ClipSampler:
     mask = np.zeros((self.num_frames,), bool)
     if len(faces):
       chosen = faces[sample_train_indices(len(faces), self.num_frames, rng)]
-      clip = decode_frames([record["frames"][i] for i in chosen])
+      clip = frames_at(record, chosen)
       _, h, w, _ = clip.shape
       if h < self.crop_size or w < self.crop_size:
         raise ValueError(f"input.crop_size {self.crop_size} is larger than the faces ({h}x{w})")
@@ -132,6 +127,8 @@ def train_batches(source: Any, *, batch_size: int, num_frames: int, crop_size: i
   """
   if len(source) == 0:
     raise ValueError("the training split is empty")
+  if workers > 0 and isinstance(source, CachedSource):
+    source = source.for_workers(workers)
   ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
   ds = ds.random_map(ClipSampler(num_frames, crop_size, mirror, vertical_flip), seed=seed + 1)
   ds = ds[process_index::process_count].batch(batch_size, drop_remainder=True)[start_step:]
@@ -233,7 +230,7 @@ def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, cro
       record = source[clip.index]
       faces = face_indices(record)
       chosen = faces[evenly_spaced(len(faces), min(num_frames or length, length))]
-      frames = center_crop(decode_frames([record["frames"][i] for i in chosen]), crop_size)
+      frames = center_crop(frames_at(record, chosen), crop_size)
       batch["frames"][slot, :len(frames)] = frames
       batch["mask"][slot, :len(frames)] = True
       batch["frame"][slot, :len(frames)] = chosen
