@@ -18,12 +18,14 @@ built first in ~/tensorflow_datasets if absent (about 30 s):
 
 Killed at any point, the same command resumes the stage it was in.
 
-Measured on 2 CPU cores, from an empty data directory: 3.6 minutes in all on an AMD EPYC
-with AVX-512 (convolutions through oneDNN; an AVX2-only EPYC took about 16 minutes with XLA's
-and has not been measured since); stills accuracy 81.4% / 93.9% after stage 1 and validation
-WAR 77.1% / 91.9% (UAR the same; chance 14.3%) after stage 2, for seeds 0 / 1. On SynthEmo
-clips rendered as .mp4, the frame of highest p(f|S) lies inside the true expressive window
-on 29 of 30 (docs/synthemo.md).
+Measured on 2 CPU cores of an AMD EPYC with AVX-512: 2.8 minutes in all with an empty HOME
+(datasets built and the oneDNN library compiled first), 2.4 minutes with the datasets built
+(docs/benchmarks.md: 2.31x faster than before the convolutions ran through oneDNN; an
+AVX2-only EPYC took about 16 minutes with XLA's convolutions and has not been measured
+since); stills accuracy 81.4% / 93.9% after stage 1 and validation WAR 77.1% / 91.9% (UAR
+the same; chance 14.3%) after stage 2, for seeds 0 / 1. On SynthEmo clips rendered as .mp4,
+the frame of highest p(f|S) lies inside the true expressive window on 29 of 30
+(docs/synthemo.md).
 
 Without stage 1 (delete the `config.pretrain` line in a copy of this file), the narrow trunk
 trained on the videos alone stays at chance for hundreds of steps: clip labels alone are too

@@ -73,7 +73,10 @@ def format_report(results: dict[str, Any]) -> str:
     rows.append(("input pipeline", (f"skipped: {pipe['skipped']}" if "skipped" in pipe else
                                     f"{pipe['batches_per_s']:.3g} batches/s = {pipe['clips_per_s']:.3g} clips/s "
                                     f"({pipe['dataset']}, workers={pipe['workers']}; first batch "
-                                    f"{pipe['first_batch_s']:.2g} s); the step needs "
+                                    f"{pipe['first_batch_s']:.2g} s"
+                                    + (f"; {pipe['cached_batches_per_s']:.3g} batches/s once decoded in memory"
+                                       if pipe.get("cached_batches_per_s") else "")
+                                    + "); the step needs "
                                     f"{1 / step['median_s']:.3g} batches/s")))
   lines += _rows(rows)
 
