@@ -109,3 +109,14 @@ def test_loader_processes_give_the_same_batches_with_the_cache(tiny_train):
 def test_a_negative_budget_is_refused():
   with pytest.raises(ValueError, match="decoded_cache_mb"):
     decoded_cache.DecodedCache(-1)
+
+
+def test_the_split_report_s_crops_are_the_same_from_a_decoded_record(tiny_validation):
+  from videmo.predict import faces_input
+
+  cached = decoded_cache.CachedSource(tiny_validation, decoded_cache.DecodedCache(64))
+  for index in range(3):
+    raw, decoded = (faces_input.faces_from_record(source[index], 32, None) for source in (tiny_validation, cached))
+    assert cached[index]["frames"].dtype == np.uint8
+    np.testing.assert_array_equal(raw.crops, decoded.crops)
+    np.testing.assert_array_equal(raw.frame_index, decoded.frame_index)

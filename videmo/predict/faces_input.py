@@ -75,15 +75,16 @@ def stored_face(frame: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(Image.fromarray(square).resize((size, size), Image.BILINEAR))
 
 
-def select_crops(jpegs: Sequence[bytes], found: Sequence[bool], frame_index: Sequence[int], crop_size: int,
-                 num_frames: int | None) -> tuple[np.ndarray, np.ndarray]:
+def select_crops(frames: Sequence[bytes] | np.ndarray, found: Sequence[bool], frame_index: Sequence[int],
+                 crop_size: int, num_frames: int | None) -> tuple[np.ndarray, np.ndarray]:
   """Evaluation's choice of frames from a stored clip: the frames with a face, evenly
-  subsampled to `num_frames` (None: all), decoded and centre-cropped.
+  subsampled to `num_frames` (None: all), decoded and centre-cropped. `frames`: JPEG bytes, or
+  the decoded [F, S, S, 3] uint8 frames of a record a CachedSource keeps.
 
   Returns (crops [T, C, C, 3] uint8, source frame index [T])."""
   with_face = pipeline.face_indices({"face_found": np.asarray(found, bool)})
   chosen = with_face[pipeline.evenly_spaced(len(with_face), num_frames)]
-  crops = pipeline.center_crop(decoded_cache.decode_frames([jpegs[i] for i in chosen]), crop_size)
+  crops = pipeline.center_crop(decoded_cache.frames_at({"frames": frames}, chosen), crop_size)
   return crops, np.asarray(frame_index, np.int64)[chosen]
 
 
@@ -186,14 +187,15 @@ def faces_from_frames(frames: Iterable[np.ndarray] | np.ndarray, options: clip_p
 
 
 def faces_from_record(record: dict[str, Any], crop_size: int, num_frames: int | None) -> FaceFrames:
-  """The crops of a stored dataset clip (frames as JPEG bytes, face_found, optional frame_index)."""
-  jpegs = list(record["frames"])
+  """The crops of a stored dataset clip (frames as JPEG bytes or, from a CachedSource, decoded;
+  face_found, optional frame_index)."""
+  frames = record["frames"]
   found = np.asarray(record["face_found"], bool)
-  index = np.asarray(record["frame_index"]) if "frame_index" in record else np.arange(len(jpegs))
+  index = np.asarray(record["frame_index"]) if "frame_index" in record else np.arange(len(frames))
   missing = [int(i) for i, ok in zip(index, found) if not ok]
   if not found.any():
-    return failed(record_lib.NO_FACE, f"no face in any of its {len(jpegs)} frames", len(jpegs),
+    return failed(record_lib.NO_FACE, f"no face in any of its {len(frames)} frames", len(frames),
                   frames_without_face=missing)
-  crops, chosen = select_crops(jpegs, found, index, crop_size, num_frames)
+  crops, chosen = select_crops(frames, found, index, crop_size, num_frames)
   fps = float(record["fps"]) if float(record.get("fps", 0) or 0) > 0 else None
-  return FaceFrames(crops, chosen, len(jpegs), missing, fps)
+  return FaceFrames(crops, chosen, len(frames), missing, fps)
