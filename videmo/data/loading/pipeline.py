@@ -1,7 +1,10 @@
 """Input pipeline: clip shards -> sampled, augmented, masked batches (tfds.data_source + grain).
 
 No TensorFlow: records are read with `tfds.data_source`, frames are kept as JPEG bytes
-(`RawFrames`) and only the frames a batch needs are decoded (Pillow), in grain workers.
+(`RawFrames`) and only the frames a batch needs are decoded (Pillow), in grain workers. A
+source wrapped in `decoded_cache.CachedSource` (as `videmo train` opens its splits, up to
+`input.decoded_cache_mb`) hands back records it has already decoded, and the samplers index
+their frames instead: the batches are the same either way.
 
 Training (paper Sec. 4.2): per clip, `num_frames` (16) frames drawn at random without
 replacement and kept in temporal order; a shorter clip gives all its frames, padded and
