@@ -120,3 +120,13 @@ def test_the_split_report_s_crops_are_the_same_from_a_decoded_record(tiny_valida
     assert cached[index]["frames"].dtype == np.uint8
     np.testing.assert_array_equal(raw.crops, decoded.crops)
     np.testing.assert_array_equal(raw.frame_index, decoded.frame_index)
+
+
+def test_listing_a_split_s_clips_and_labels_spends_no_budget(tiny_validation):
+  cache = decoded_cache.DecodedCache(64)
+  cached = decoded_cache.CachedSource(tiny_validation, cache)
+  assert pipeline.eval_clips(cached) == pipeline.eval_clips(tiny_validation)
+  np.testing.assert_array_equal(pipeline.split_labels(cached), pipeline.split_labels(tiny_validation))
+  assert cache.used == 0 and len(cached._records) == 0
+  kept = cached[1]
+  assert cached.peek(1) is kept and cached.peek(-1)["frames"].dtype == object

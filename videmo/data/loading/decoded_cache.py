@@ -8,7 +8,9 @@ the shared `DecodedCache` has room, the record is kept with its frames as one ui
 [F, H, W, 3], and every later read returns it as it is. Once the budget is spent, further
 records come back as the source gives them (JPEG bytes), and the loaders decode only the
 frames they sample, as without a cache. Decoding is deterministic, so batches are the same
-with and without the cache, to the bit.
+with and without the cache, to the bit. Reads of a split's labels and face flags
+(`pipeline.eval_clips`, `split_labels`) go through `peek`, which neither decodes nor keeps, so
+the budget goes to the records training and evaluation read first.
 
 The budget (`config.input.decoded_cache_mb`) is per process and shared by the splits opened
 with one cache. With loader processes (`input.workers` > 0) each worker keeps its own cache, so
@@ -106,6 +108,12 @@ class CachedSource:
     record = decode_record_frames(record)
     self._records[index] = record
     return record
+
+  def peek(self, index: int) -> dict:
+    """Record `index` without decoding or keeping it (the kept one if it is kept): for reads
+    of labels and face flags, which should not spend the budget before training does."""
+    index = int(index) if int(index) >= 0 else int(index) + len(self.source)
+    return self._records.get(index) or self.source[index]
 
   def for_workers(self, workers: int) -> "CachedSource":
     """An empty copy for `workers` loader processes, each with budget / workers."""

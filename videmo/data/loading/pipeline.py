@@ -187,7 +187,7 @@ def eval_clips(source: Any, missing: Sequence[Any] = ()) -> list[EvalClip]:
   (clip_list.MissingClip: source, label, status, reason) that preparation could not write."""
   clips = []
   for i in range(len(source)):
-    record = source[i]
+    record = _metadata(source, i)
     clips.append(EvalClip(i, int(record["label"]), len(face_indices(record))))
   for k, clip in enumerate(missing):
     clips.append(EvalClip(len(source) + k, int(clip.label), 0, clip.source, f"{clip.status}: {clip.reason}"))
@@ -196,8 +196,13 @@ def eval_clips(source: Any, missing: Sequence[Any] = ()) -> list[EvalClip]:
 
 def split_labels(source: Any, missing: Sequence[Any] = ()) -> np.ndarray:
   """The labels of every listed clip of a split (records, then the clips not written): [K] int64."""
-  return np.array([int(source[i]["label"]) for i in range(len(source))] + [int(c.label) for c in missing],
+  return np.array([int(_metadata(source, i)["label"]) for i in range(len(source))] + [int(c.label) for c in missing],
                   np.int64)
+
+
+def _metadata(source: Any, index: int) -> dict:
+  """Record `index` for its labels and face flags: a CachedSource neither decodes nor keeps it."""
+  return source.peek(index) if isinstance(source, CachedSource) else source[index]
 
 
 def eval_batches(source: Any, clips: Sequence[EvalClip], *, batch_size: int, crop_size: int,
