@@ -19,7 +19,7 @@ built first in ~/tensorflow_datasets if absent (about 30 s):
 Killed at any point, the same command resumes the stage it was in.
 
 Measured on 2 CPU cores of an AMD EPYC with AVX-512: 2.8 minutes in all with an empty HOME
-(datasets built and the oneDNN library compiled first), 2.4 minutes with the datasets built
+(datasets built and the oneDNN library compiled first), 2.4-2.9 minutes with the datasets built
 (docs/benchmarks.md: 2.31x faster than before the convolutions ran through oneDNN; an
 AVX2-only EPYC took about 16 minutes with XLA's convolutions and has not been measured
 since); stills accuracy 81.4% / 93.9% after stage 1 and validation WAR 77.1% / 91.9% (UAR
