@@ -47,7 +47,9 @@ def _runs(plan_file, workdir) -> list[plan_lib.Run]:
   return plan_lib.plan_runs(plan.rows, plan.seeds, workdir)
 
 
-@pytest.fixture(scope="module")
+# Session scope: xdist may run another module's test between two of these on the same worker,
+# which would tear a module fixture down and run the whole sweep again.
+@pytest.fixture(scope="session")
 def swept(synthemo_tiny, tmp_path_factory):
   root = tmp_path_factory.mktemp("sweep")
   plan = root / "plan.py"
