@@ -13,6 +13,7 @@ step (measured 1.1e-5) and within three times that of XLA's (the triangle; measu
 or within 1e-5 where that is larger.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -104,7 +105,8 @@ def test_jit_grad_and_vmap_compose():
   assert _relative(jax.vmap(onednn_conv.conv2d)(x, ws), jax.vmap(_xla)(x, ws)) <= OP_BOUND
 
 
-@pytest.mark.skipif(not conv_ops.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+@pytest.mark.skipif(conv_ops.auto_skip_reason("bfloat16") is not None,
+                    reason=f"oneDNN bfloat16: {conv_ops.auto_skip_reason('bfloat16')}")
 def test_bfloat16_is_float64_rounded_to_bfloat16():
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.standard_normal((2, 8, 8, 64)), jnp.bfloat16)
@@ -126,6 +128,85 @@ def test_rejected_operands_name_the_problem():
     onednn_conv.conv2d(x, jnp.zeros((3, 3, 4, 2), jnp.float32))
   with pytest.raises(ValueError, match="conv_impl must be one of"):
     video.build_model(dict(conv_impl="cudnn"))
+
+
+def test_a_shape_onednn_refuses_goes_to_xla_under_auto_and_fails_in_one_line_under_onednn():
+  # Negative padding (a crop): XLA takes it, oneDNN 3.2 makes no primitive for it.
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.standard_normal((2, 8, 8, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
+  padding = ((-1, -1), (0, 0))
+  reason = onednn_conv.refusal(x.shape, w.shape, (1, 1), padding, jnp.float32)
+  assert reason is not None and "refuses the float32 forward convolution" in reason, reason
+  with pytest.raises(onednn_conv.Refused, match="refuses"):
+    onednn_conv.conv2d(x, w, (1, 1), padding)  # at trace time: nothing was compiled
+  before = conv_ops.traced_paths().get("float32", {}).get("xla", 0)
+  auto = conv_ops.conv_general_dilated("auto", jnp.float32)
+  ours = jax.jit(lambda x, w: auto(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")))(x, w)
+  np.testing.assert_array_equal(ours, _xla(x, w, (1, 1), padding))  # the same XLA convolution
+  assert conv_ops.traced_paths()["float32"]["xla"] == before + 1
+  strict = conv_ops.conv_general_dilated("onednn", jnp.float32)
+  with pytest.raises(ValueError, match="model.conv_impl='onednn' cannot run here") as err:
+    strict(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert "\n" not in str(err.value)
+  assert onednn_conv.refusal(x.shape, w.shape, (1, 1), ((1, 1), (1, 1)), jnp.float32) is None
+
+
+_AVX2_SCRIPT = """
+import json, logging
+import jax, jax.numpy as jnp, numpy as np
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+from videmo.models import video
+from videmo.models.input_convention import IMAGENET_CONVENTION
+from videmo.ops import conv, native_build
+from videmo.train import optim, steps
+import tiny
+
+out = dict(isa=native_build.effective_cpu_isa(), losses={})
+for dtype in ("float32", "bfloat16"):
+  model = video.build_model(dict(tiny.STEP_MODEL, dtype=dtype, conv_impl="auto"))
+  params = tiny.random_params(model)  # the same float32 weights for both dtypes
+  tx, _, _ = optim.make_optimizer(params, tiny.STEP_OPTIM, total_steps=10, steps_per_epoch=5)
+  state = steps.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+  step = jax.jit(steps.make_train_step(model, tx, lambda f: IMAGENET_CONVENTION.normalize(f, jnp.float32), 1.0))
+  batch = tiny.step_batches(n=1)[0]
+  compiled = step.lower(state, batch, jax.random.key(1)).compile()
+  out.setdefault("onednn_calls", {})[dtype] = compiled.as_text().count("videmo_onednn_conv")
+  _, metrics = compiled(state, batch, jax.random.key(1))
+  out["losses"][dtype] = float(metrics["loss"])
+out["paths"] = conv.traced_paths()
+model = video.build_model(dict(tiny.STEP_MODEL, dtype="bfloat16", conv_impl="onednn"))
+try:
+  jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 2, 32, 32, 3)))
+except ValueError as err:
+  out["onednn_error"] = str(err)
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_bfloat16_under_an_avx2_cap_trains_on_xla_and_onednn_fails_in_one_line():
+  """What an AVX2-only CPU sees (oneDNN 3.2 has no bf16 convolution there): one bf16 step with
+  conv_impl='auto' runs XLA's convolutions, its loss agrees with float32's within the bound of
+  tests/test_mixed_precision.py (1%), and conv_impl='onednn' fails before compiling, in one line."""
+  env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", XLA_FLAGS="--xla_cpu_max_isa=AVX2", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(tiny.REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
+  result = subprocess.run([sys.executable, "-c", _AVX2_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
+  assert out["isa"] == "avx2"
+  # Layers traced per path (the model is traced more than once): bf16 all on XLA, float32 on oneDNN.
+  assert set(out["paths"]["bfloat16"]) == {"xla"} and out["paths"]["bfloat16"]["xla"] % 13 == 0, out["paths"]
+  assert set(out["paths"]["float32"]) == {"onednn"}, out["paths"]
+  assert out["onednn_calls"]["bfloat16"] == 0 and out["onednn_calls"]["float32"] > 0  # float32 keeps oneDNN
+  fallbacks = [line for line in result.stderr.splitlines() if "convolutions: XLA" in line]
+  assert fallbacks == ["WARNING bf16 convolutions: XLA (oneDNN has no bf16 kernel for this CPU: instruction set avx2)"]
+  loss32, loss16 = out["losses"]["float32"], out["losses"]["bfloat16"]
+  assert abs(loss16 - loss32) < 1e-2 * abs(loss32) and loss16 != loss32, (loss16, loss32)
+  error = out["onednn_error"]
+  assert "\n" not in error and error.startswith("model.conv_impl='onednn' cannot run here"), error
+  assert "instruction set avx2" in error and "AVX512-BF16" in error, error
 
 
 def _step(conv_impl, dtype="float32", num_devices=1):

@@ -35,8 +35,15 @@ def _rows(rows: list[tuple[str, str]]) -> list[str]:
 def _conv_line(conv: dict[str, Any] | None) -> str:
   if not conv:
     return "not recorded"
-  path = f"oneDNN {conv['onednn']} (videmo/ops)" if conv["path"] == "onednn" else "XLA's"
-  return f"{path}; model.conv_impl={conv['impl']}"
+  layers = conv.get("layers") or {conv["path"]: 1}
+  names = {"onednn": f"oneDNN {conv['onednn']} (videmo/ops)", "xla": "XLA's"}
+  if len(layers) == 1:
+    path = names[next(iter(layers))]
+  else:
+    path = " and ".join(f"{names[p]} for {n} layers" for p, n in sorted(layers.items()))
+  why = f" ({conv['why_xla']})" if conv.get("why_xla") else ""
+  dtype = f"{conv['dtype']}: " if conv.get("dtype") else ""
+  return f"{dtype}{path}{why}; model.conv_impl={conv['impl']}"
 
 
 def format_report(results: dict[str, Any]) -> str:
@@ -59,7 +66,7 @@ def format_report(results: dict[str, Any]) -> str:
       ("FLOPs per step", f"{_si(flops['model_train'], 'FLOP')} analytic (3 x forward); "
                          + (f"{_si(flops['xla'], 'FLOP')} by XLA's cost analysis" if flops["xla"] else
                             "XLA: n/a (oneDNN's convolutions are custom calls it does not count)"
-                            if model.get("conv", {}).get("path") == "onednn" else "XLA: n/a")),
+                            if model.get("conv", {}).get("path") in ("onednn", "mixed") else "XLA: n/a")),
       ("achieved", f"{_si(flops['model_flops_per_s'], 'FLOP/s')} analytic"
                    + (f", {_si(flops['xla_flops_per_s'], 'FLOP/s')} XLA" if flops["xla"] else "")),
       ("MFU", (f"{100 * results['mfu']:.1f}% of {_si(peak['tflops'] * 1e12, 'FLOP/s')} ({peak['source']})"

@@ -62,11 +62,23 @@ def machine() -> dict[str, Any]:
               xla_flags=os.environ.get("XLA_FLAGS", ""))
 
 
-def conv_path(conv_impl: str, dtype: str) -> dict[str, Any]:
-  """Which convolutions the trunk ran: dict(impl=the config's, path='onednn' | 'xla', onednn=version)."""
-  path = conv_ops.resolve(conv_impl, dtype)
-  return dict(impl=conv_impl, path=path,
-              onednn=native_build.onednn_version() if path == "onednn" else None)
+def conv_path(conv_impl: str, dtype: str, layers: dict[str, int] | None = None) -> dict[str, Any]:
+  """Which convolutions the trunk ran, for its dtype.
+
+  dict(impl=the config's, dtype, path='onednn' | 'xla' | 'mixed', layers={path: layers traced},
+  why_xla=why XLA's where oneDNN was not used (None otherwise), onednn=version). `layers`:
+  the difference of `conv_ops.traced_paths()[dtype]` over building the step; without it, the
+  dtype's path as a whole.
+  """
+  whole = conv_ops.resolve(conv_impl, dtype)
+  layers = {k: v for k, v in (layers or {}).items() if v} or {whole: 1}
+  path = next(iter(layers)) if len(layers) == 1 else "mixed"
+  why = None
+  if path != "onednn":
+    why = ("model.conv_impl='xla'" if conv_impl == "xla" else conv_ops.auto_skip_reason(dtype)
+           or "oneDNN refuses some of these layers' shapes (see the warning above)")
+  return dict(impl=conv_impl, dtype=dtype, path=path, layers=layers, why_xla=why,
+              onednn=native_build.onednn_version() if "onednn" in layers else None)
 
 
 def describe_model(model: Any) -> str:
@@ -108,7 +120,10 @@ def _torch_part(bench: harness.StepBench, options: Options, params_before, param
 
 def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -> dict[str, Any]:
   """Measure everything for a `harness.bench_config` config; returns the results dict."""
+  dtype = config.model.dtype
+  traced_before = dict(conv_ops.traced_paths().get(dtype, {}))
   bench = harness.build_step(config)
+  traced = {path: n - traced_before.get(path, 0) for path, n in conv_ops.traced_paths().get(dtype, {}).items()}
   clips, frames, size = bench.sizes
   params_before = jax.device_get(bench.state.params)
   first_metrics = jax.device_get(bench.run())
@@ -134,8 +149,7 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
 
   model_fields = dict(config.model.to_dict())
   counts = flops_lib.train_step_flops(model_fields, clips, frames, size, size)
-  dtype = config.model.dtype
-  conv = conv_path(config.model.conv_impl, dtype)
+  conv = conv_path(config.model.conv_impl, dtype, traced)
   # oneDNN's convolutions are custom calls, whose FLOPs XLA's cost analysis cannot count.
   xla = flops_lib.xla_flops(bench.compiled) if conv["path"] == "xla" else None
   if options.peak == "measure":

@@ -141,7 +141,37 @@ def _load() -> ctypes.CDLL:
   for target, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
   library.VidemoOnednnVersion.restype = ctypes.c_char_p
+  library.VidemoConvSupported.restype = ctypes.c_int
+  library.VidemoConvSupported.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_int,
+                                          ctypes.c_char_p, ctypes.c_int]
+  library.VidemoEffectiveCpuIsa.restype = ctypes.c_int
   return library
+
+
+# oneDNN's dnnl_cpu_isa_t values (oneapi/dnnl/dnnl_types.h, oneDNN 3.2) and their names.
+CPU_ISAS = {0x0: "default", 0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xF: "avx2_vnni",
+            0x1F: "avx2_vnni_2", 0x27: "avx512_core", 0x67: "avx512_core_vnni",
+            0xE7: "avx512_core_bf16", 0x1EF: "avx512_core_fp16", 0xFEF: "avx512_core_amx",
+            0x1FEF: "avx512_core_amx_fp16"}
+_NATIVE_BF16_ISAS = ("avx2_vnni_2", "avx512_core_bf16", "avx512_core_fp16", "avx512_core_amx",
+                     "avx512_core_amx_fp16")
+
+
+def effective_cpu_isa() -> str | None:
+  """The instruction set oneDNN dispatches to here (e.g. 'avx2', 'avx512_core_bf16'), or None.
+
+  This is the CPU's own, or less where `ONEDNN_MAX_CPU_ISA` caps it.
+  """
+  library = load()
+  if library is None:
+    return None
+  value = library.VidemoEffectiveCpuIsa()
+  return CPU_ISAS.get(value, hex(value))
+
+
+def isa_has_native_bf16(isa: str | None) -> bool:
+  """Whether oneDNN's instruction set `isa` has bf16 arithmetic (AVX512-BF16, AMX or AVX2-VNNI-2)."""
+  return isa in _NATIVE_BF16_ISAS
 
 
 def onednn_version() -> str | None:

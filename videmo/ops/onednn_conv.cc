@@ -13,11 +13,17 @@
 // Primitives run with a user-provided scratchpad, so one primitive may run on several threads
 // at once (XLA runs the shards of a data-parallel step concurrently).
 //
+// VidemoConvSupported asks, for one shape, dtype and direction, whether oneDNN can make the
+// primitive on this machine (it makes and keeps it, so the run finds it ready); Python asks it
+// at trace time (videmo/ops/onednn_conv.py) and sends what oneDNN refuses, e.g. bfloat16 on a
+// CPU without AVX512-BF16 or AMX, to XLA's convolution instead of failing inside the step.
+//
 // Built by videmo/ops/native_build.py against oneDNN 3.x (the onednn-cpu-gomp wheel and its
 // matching headers, onednn-devel-cpu-gomp) and jaxlib's FFI headers.
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -294,6 +300,34 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(VidemoConvBackwardWeights, BackwardWeights,
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>() VIDEMO_CONV_ATTRS);
+
+// Whether oneDNN can make the primitive for one convolution: 1 if it can, else 0 with oneDNN's
+// reason in `message`. dims: n, h, w, ci, kh, kw, co, oh, ow, stride_h, stride_w, pad_top,
+// pad_bottom, pad_left, pad_right; bf16: 0 for float32, 1 for bfloat16; kind: 0 forward,
+// 1 backward data, 2 backward weights.
+extern "C" int VidemoConvSupported(const int64_t* dims, int bf16, int kind, char* message,
+                                   int message_size) {
+  Shape s{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8],
+          dims[9], dims[10], dims[11], dims[12], dims[13], dims[14],
+          bf16 ? memory::data_type::bf16 : memory::data_type::f32};
+  std::string reason;
+  try {
+    GetPlan(s, static_cast<Kind>(kind));
+    return 1;
+  } catch (const dnnl::error& e) {
+    reason = e.what();
+  } catch (const std::exception& e) {
+    reason = e.what();
+  }
+  if (message != nullptr && message_size > 0) {
+    std::snprintf(message, static_cast<size_t>(message_size), "%s", reason.c_str());
+  }
+  return 0;
+}
+
+// The instruction set oneDNN dispatches to here (a dnnl_cpu_isa_t: the CPU's, or less where
+// ONEDNN_MAX_CPU_ISA caps it).
+extern "C" int VidemoEffectiveCpuIsa() { return static_cast<int>(dnnl_get_effective_cpu_isa()); }
 
 // The oneDNN version the library was built against and runs with, for `videmo bench`.
 extern "C" const char* VidemoOnednnVersion() {

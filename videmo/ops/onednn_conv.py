@@ -15,14 +15,23 @@ use_abstract_mesh`, as videmo's train and eval steps are), it runs inside `shard
 batch axis split over all of the mesh's axes and the kernel replicated: each device convolves
 its own shard, and the kernel's gradient is summed across devices by shard_map's transpose.
 This assumes a data-parallel mesh (videmo's `data` axis), the only kind videmo builds.
+
+What this machine can run: oneDNN makes a primitive per shape, dtype and direction, and may
+refuse one (bfloat16 on a CPU without AVX512-BF16 or AMX, where oneDNN 3.2 has no bf16
+convolution; an odd shape). `refusal(...)` asks it at trace time, once per key, before any
+call is compiled; `conv2d` raises `Refused` (one line, naming oneDNN's instruction set and
+what is missing) instead of an INTERNAL error inside the step, and `conv_impl='auto'`
+(videmo/ops/conv.py) sends such a layer to XLA's convolution.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import PartitionSpec
@@ -30,6 +39,11 @@ from jax.sharding import PartitionSpec
 from videmo.ops import native_build
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
+DIRECTIONS = ("forward", "backward data", "backward weights")  # the library's Kind, in order
+
+
+class Refused(ValueError):
+  """oneDNN cannot make this convolution's primitive on this machine (the message says why)."""
 
 
 def available() -> bool:
@@ -53,6 +67,45 @@ def output_shape(x_shape: Sequence[int], w_shape: Sequence[int], strides: Sequen
   kh, kw, _, co = w_shape
   (top, bottom), (left, right) = padding
   return n, (h + top + bottom - kh) // strides[0] + 1, (w + left + right - kw) // strides[1] + 1, co
+
+
+@functools.cache
+def _direction_refusal(dims: tuple[int, ...], dtype_name: str, kind: int) -> str | None:
+  """oneDNN's reason for refusing one direction's primitive (None: it made it, and keeps it)."""
+  library = native_build.load()
+  message = ctypes.create_string_buffer(512)
+  ok = library.VidemoConvSupported((ctypes.c_int64 * len(dims))(*dims), int(dtype_name == "bfloat16"),
+                                   kind, message, len(message))
+  return None if ok else (message.value.decode(errors="replace") or "no reason given")
+
+
+def refusal(x_shape: Sequence[int], w_shape: Sequence[int], strides: Sequence[int], padding: Padding,
+            dtype) -> str | None:
+  """Why oneDNN cannot run this convolution (forward and both gradients) here; None if it can.
+
+  Asked of oneDNN itself, once per (shape, dtype, direction), and cached: the primitives it
+  makes are the ones the compiled step then runs. The reason names oneDNN's instruction set
+  (ONEDNN_MAX_CPU_ISA caps it) and, for bfloat16, the CPU features it would need.
+  """
+  dtype_name = jnp.dtype(dtype).name
+  if dtype_name not in ("float32", "bfloat16"):
+    return f"oneDNN takes float32 or bfloat16, not {dtype_name}"
+  (top, bottom), (left, right) = padding
+  n, oh, ow, co = output_shape(x_shape, w_shape, strides, padding)
+  dims = (n, *x_shape[1:4], *w_shape[:2], co, oh, ow, strides[0], strides[1], top, bottom, left, right)
+  dims = tuple(int(d) for d in dims)
+  for kind, direction in enumerate(DIRECTIONS):
+    reason = _direction_refusal(dims, dtype_name, kind)
+    if reason is None:
+      continue
+    isa = native_build.effective_cpu_isa()
+    if dtype_name == "bfloat16" and not native_build.isa_has_native_bf16(isa):
+      return (f"oneDNN {native_build.onednn_version()} has no bfloat16 {direction} kernel for this CPU "
+              f"(instruction set {isa}; bfloat16 needs AVX512-BF16 (avx512_core_bf16) or AMX): {reason}")
+    return (f"oneDNN {native_build.onednn_version()} refuses the {dtype_name} {direction} convolution of "
+            f"x {tuple(x_shape)} and w {tuple(w_shape)} (strides {tuple(strides)}, padding {padding}) "
+            f"with instruction set {isa}: {reason}")
+  return None
 
 
 def _attributes(strides: Sequence[int], padding: Padding) -> dict[str, np.int64]:
@@ -93,7 +146,8 @@ def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1),
   """x [N, H, W, Ci], w [KH, KW, Ci, Co] -> [N, OH, OW, Co] through oneDNN (see module doc).
 
   Raises NativeUnavailable if the library cannot be built or loaded, ValueError on operands
-  the op does not take (rank, dtype, mismatched channels).
+  the op does not take (rank, dtype, mismatched channels), Refused (a ValueError) where oneDNN
+  cannot make the primitive on this machine: all before anything is compiled.
   """
   if native_build.load() is None:
     raise native_build.NativeUnavailable("the oneDNN convolution library is not available (see the warning above)")
@@ -104,7 +158,12 @@ def conv2d(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1),
   strides = (int(strides[0]), int(strides[1]))
   pads = explicit_padding(x.shape, w.shape, strides, padding)
   mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or mesh.size == 1 or x.shape[0] % mesh.size:
+  sharded = not (mesh.empty or mesh.size == 1 or x.shape[0] % mesh.size)
+  shard_shape = (x.shape[0] // mesh.size, *x.shape[1:]) if sharded else x.shape
+  reason = refusal(shard_shape, w.shape, strides, pads, x.dtype)
+  if reason is not None:
+    raise Refused(reason)
+  if not sharded:
     return _conv(x, w, strides, pads)
   batch = PartitionSpec(mesh.axis_names)
   per_shard = jax.shard_map(lambda xs, ws: _conv(xs, ws, strides, pads), mesh=mesh,
