@@ -85,7 +85,7 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   assert conv["impl"] == "auto" and conv["path"] == conv_ops.resolve("auto", "float32")
   if conv["path"] == "onednn":  # custom calls: XLA's cost analysis cannot count their FLOPs
     assert results["flops"]["xla"] is None and "custom calls" in text and conv["onednn"].startswith("3.")
-    assert "convolutions: oneDNN 3." in text
+    assert "convolutions: float32: oneDNN 3." in text
   else:
     analytic = flops.train_step_flops(model, 2, 4, 32, 32, taps="in_bounds")["train"]
     assert 1.0 <= results["flops"]["xla"] / analytic < 1.1
