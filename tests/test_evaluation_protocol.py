@@ -18,7 +18,7 @@ import face_checks
 import tiny
 from videmo.data import clip_list, video_io
 from videmo.data.preparation import builders  # noqa: F401  (registers afew)
-from videmo.train import evaluate as evaluate_lib
+from videmo.train import experiment
 from videmo.train import loop
 
 NAMES = ["Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
@@ -87,7 +87,7 @@ def test_every_listed_clip_is_scored_under_each_policy(afew_dir, tmp_path, capsy
   (dataset_dir / clip_list.CLIP_LIST_NAME).unlink()
   config = afew_config(data_dir)
   config.no_face_policy = "exclude"
-  old = evaluate_lib.evaluate_checkpoint(config, str(tmp_path)).record
+  old = experiment.evaluate_saved(config, str(tmp_path)).record
   captured = capsys.readouterr()
   warnings = [line for line in captured.err.splitlines() if "clip lists" in line]
   assert len(warnings) == 1 and "unknown and not counted" in warnings[0]

@@ -24,15 +24,20 @@ def test_no_face_clips_are_scored_by_each_policy():
   has_face = np.array([True, True, True, False, False])
   policies = metrics.split_metrics(labels, predictions, has_face, num_classes=3, prior_class=1)
   wrong, prior, exclude = policies["wrong"], policies["prior"], policies["exclude"]
-  assert wrong["war"] == pytest.approx(3 / 5) and wrong["uar"] == pytest.approx((1 + 2 / 3 + 0) / 3)
-  assert wrong["confusion"][2].sum() == 0 and wrong["confusion"][1].sum() == 2  # counted wrong, in no column
-  assert prior["war"] == pytest.approx(4 / 5) and prior["uar"] == pytest.approx((1 + 1 + 0) / 3)
-  assert prior["confusion"][2, 1] == 1 and prior["confusion"][1, 1] == 3  # both given class 1
-  assert exclude["war"] == 1.0 and exclude["uar"] == 1.0 and exclude["confusion"].sum() == 3
-  assert [(m["clips_listed"], m["clips_scored"], m["clips_without_face"]) for m in (wrong, prior, exclude)] == \
+  assert wrong.war == pytest.approx(3 / 5) and wrong.uar == pytest.approx((1 + 2 / 3 + 0) / 3)
+  assert wrong.confusion[2].sum() == 0 and wrong.confusion[1].sum() == 2  # counted wrong, in no column
+  assert prior.war == pytest.approx(4 / 5) and prior.uar == pytest.approx((1 + 1 + 0) / 3)
+  assert prior.confusion[2, 1] == 1 and prior.confusion[1, 1] == 3  # both given class 1
+  assert exclude.war == 1.0 and exclude.uar == 1.0 and exclude.confusion.sum() == 3
+  assert [(m.clips_listed, m.clips_scored, m.clips_without_face) for m in (wrong, prior, exclude)] == \
       [(5, 5, 2), (5, 5, 2), (5, 3, 2)]
   assert metrics.most_frequent_class(np.array([2, 0, 2, 0, 1]), 3) == 0  # ties: the smaller index
-  assert "WAR 60.0%  UAR 55.6%  (5 of 5 clips scored, 2 without a face)" == metrics.summary_line(wrong)
+  assert "WAR 60.0%  UAR 55.6%  (5 of 5 clips scored, 2 without a face)" == wrong.summary_line()
+  # Without a prior class, clips without a face are an error, not a silent class 0.
+  with pytest.raises(ValueError, match="prior class"):
+    metrics.split_metrics(labels, predictions, has_face, num_classes=3, prior_class=None)
+  every_face = metrics.split_metrics(labels, predictions, np.ones(5, bool), num_classes=3, prior_class=None)
+  assert every_face["prior"].war == every_face["wrong"].war
 
 
 def test_confusion_png_is_written(tmp_path):

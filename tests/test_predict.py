@@ -210,9 +210,14 @@ def test_figures_say_what_a_model_does_not_have(predictor, videos):
 
 
 def test_split_report_order_puts_mistakes_first():
-  evaluation = dict(labels=np.array([0, 1, 2, 0, 1]), predictions=np.array([0, 2, -1, 1, 1]),
-                    has_face=np.array([True, True, False, True, True]),
-                    probabilities=np.array([[.9, .1, 0], [.2, .3, .5], [0, 0, 0], [.1, .8, .1], [.4, .6, 0]]))
+  from videmo.train.evaluation import Evaluation
+
+  unused = np.full(5, -1)
+  evaluation = Evaluation(metrics={}, loss=0.0, labels=np.array([0, 1, 2, 0, 1]),
+                          predictions=np.array([0, 2, -1, 1, 1]), has_face=np.array([True, True, False, True, True]),
+                          probabilities=np.array([[.9, .1, 0], [.2, .3, .5], [0, 0, 0], [.1, .8, .1], [.4, .6, 0]]),
+                          top_frame_importance=unused, top_frame_evidence=unused, windows=np.full((5, 2), -1),
+                          num_faces=np.ones(5, int))
   # wrong (most confident first): 3 (0.8), 1 (0.5); no face: 2; right: 0 (0.9), 4 (0.6)
   assert split_report.report_order(evaluation) == [3, 1, 2, 0, 4]
 

@@ -18,7 +18,9 @@ import pytest
 from videmo import parallel
 from videmo.data.loading import pipeline
 from videmo.train import checkpoint as checkpoint_lib
-from videmo.train import loop, optim, scoring
+from videmo.train import evaluation as evaluation_lib
+from videmo.train import experiment, loop, optim
+from videmo.train.trained_run import TrainedRun
 from videmo.train import steps as steps_lib
 
 import tiny
@@ -30,7 +32,7 @@ def test_every_config_builds_its_model_optimiser_and_steps(path, synthemo_tiny):
   """Each config passes its checks, opens its data, and its train and eval steps trace
   (jax.eval_shape: the whole step is built, nothing is compiled) to the right shapes."""
   config = tiny.shrink(tiny.load(path), synthemo_tiny, steps=1)
-  exp = loop.make_experiment(config)
+  exp = experiment.make_experiment(config)
   state = checkpoint_lib.restore_target(exp.model, config.optim, 32, parallel.replicated(exp.mesh))
   optimizer, _, schedule = optim.make_optimizer(state.params, config.optim, total_steps=10, steps_per_epoch=5)
   train_step = steps_lib.make_train_step(exp.model, optimizer, exp.normalise, config.penalty_coef, schedule)
@@ -47,6 +49,7 @@ def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
   workdir, record = tiny_run
   assert record["step"] == 2
   assert set(record) >= {"wrong", "prior", "exclude", "classes", "loss", "frames"}
+  assert record["prior_class"] is None  # every clip has a face: no prior class was used
   assert record == json.loads((workdir / "metrics.json").read_text())
   assert (workdir / "confusion.png").exists() and (workdir / "config.json").exists()
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [1, 2]
@@ -58,16 +61,18 @@ def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
 
 
 def test_top_frame_in_window_counts_clips_with_a_window():
-  evaluation = dict(windows=np.array([[2, 5], [0, 0], [1, 3], [-1, -1], [4, 8]]),
-                    top_frame_importance=np.array([3, 1, 0, 2, 7]),
-                    top_frame_evidence=np.array([2, 1, 2, 2, -1]),
-                    num_faces=np.array([10, 10, 4, 10, 8]))
+  k = 5
+  evaluation = evaluation_lib.Evaluation(
+      metrics={}, loss=0.0, predictions=np.zeros(k, int), probabilities=np.zeros((k, 7)), labels=np.zeros(k, int),
+      has_face=np.ones(k, bool), windows=np.array([[2, 5], [0, 0], [1, 3], [-1, -1], [4, 8]]),
+      top_frame_importance=np.array([3, 1, 0, 2, 7]), top_frame_evidence=np.array([2, 1, 2, 2, -1]),
+      num_faces=np.array([10, 10, 4, 10, 8]))
   # clip 1 is Neutral, clip 3 has no known window, clip 4 was not scored
-  out = scoring.top_frame_in_window(evaluation, "softmax")
+  out = evaluation_lib.top_frame_in_window(evaluation, "softmax")
   assert out == dict(clips=2, by_importance=0.5, by_evidence=1.0, chance=pytest.approx((0.3 + 0.5) / 2))
-  assert scoring.top_frame_in_window(evaluation, "average")["by_importance"] is None
-  evaluation["windows"][:] = -1
-  assert scoring.top_frame_in_window(evaluation, "softmax") is None
+  assert evaluation_lib.top_frame_in_window(evaluation, "average")["by_importance"] is None
+  evaluation.windows[:] = -1
+  assert evaluation_lib.top_frame_in_window(evaluation, "softmax") is None
 
 
 @pytest.mark.parametrize("hardware", ["cpu", "gpu", "tpu"])
@@ -213,11 +218,9 @@ def test_when_no_checkpoint_reads_the_error_is_one_line_naming_the_folder(synthe
   message = str(caught.value)
   assert "\n" not in message and f"{tmp_path / 'checkpoints'}/2 cannot be read" in message
   assert finished_steps(tmp_path) == [1, 2]  # nothing was moved or overwritten
-  # Reading that step by name (videmo eval, videmo predict) gives the same kind of line.
-  target = checkpoint_lib.restore_target(loop.make_experiment(config).model, config.optim, 32,
-                                         jax.sharding.SingleDeviceSharding(jax.devices()[0]))
-  with pytest.raises(checkpoint_lib.CheckpointReadError, match=r"checkpoints/1 cannot be read"):
-    checkpoint_lib.restore_params(tmp_path / "checkpoints" / "1", target)
+  # Reading that step by name (videmo eval, videmo predict, videmo export) says it is damaged.
+  with pytest.raises(checkpoint_lib.CheckpointReadError, match=r"checkpoints/1 cannot be read \(damaged"):
+    TrainedRun.open(tmp_path / "checkpoints" / "1").restore()
 
 
 @pytest.mark.slow
@@ -235,19 +238,19 @@ def test_eval_over_padded_buckets_equals_eval_clip_by_clip(synthemo_tiny):
   config.input.eval_num_frames = 0
   config.input.eval_buckets = (4,)  # clips of 5-10 frames pad to 8 or 12: every frame is kept
   config.eval_batch_size = 8
-  exp = loop.make_experiment(config)
-  state, optimizer, _, schedule = loop.init_state(config, exp.model, exp.mesh, 4, 32, 1, 2)
-  _, eval_step = loop.compile_steps(exp, optimizer, schedule)
+  exp = experiment.make_experiment(config)
+  state, optimizer, _, schedule = experiment.init_state(config, exp.model, exp.mesh, 4, 32, 1, 2)
+  _, eval_step = experiment.compile_steps(exp, optimizer, schedule)
   clips = exp.eval.clips
   assert max(c.num_faces for c in clips) > 4
-  batched = scoring.evaluate(eval_step, state.params, exp)
+  batched = evaluation_lib.evaluate(eval_step, state.params, exp)
   single = {}
   for clip in clips:
     batch = next(pipeline.eval_batches(exp.eval_source, [clip], batch_size=1, crop_size=32, buckets=(clip.num_faces,)))
     out = eval_step(state.params, parallel.global_batch(batch, exp.mesh))
     single[clip.index] = np.exp(np.asarray(out["log_probs"][0]))
   for clip in clips:
-    np.testing.assert_allclose(batched["probabilities"][clip.index], single[clip.index], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(batched.probabilities[clip.index], single[clip.index], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -350,7 +353,7 @@ def test_a_two_stage_config_pretrains_exports_and_fine_tunes_from_the_trunk(synt
   trunk_dir = tmp_path / "pretrain" / "trunk"
   exported, convention, extras = converted.load_converted(trunk_dir)
   assert extras["source"]["step"] == 3 and extras["source"]["dataset"] == "synthemo/tiny"
-  assert convention == loop.IMAGENET_CONVENTION
+  assert convention == experiment.IMAGENET_CONVENTION
   _, stage1 = final_params(tmp_path / "pretrain")
   _, stage2 = final_params(tmp_path)
   for layer, leaves in exported.items():

@@ -2,7 +2,7 @@
 
 `bench_config(config, ...)` applies the benchmark's sizes and options to a copy of an
 experiment config; `build_step(config)` then makes the model, the replicated TrainState and
-the optimiser with `loop.init_state`, and the jitted train step with `loop.compile_steps`
+the optimiser with `experiment.init_state`, and the jitted train step with `experiment.compile_steps`
 (the same shardings and buffer donation as training), compiles it for one batch
 
   frames [B, F, S, S, 3] uint8 (uniform noise), mask [B, F] all True, label [B], valid [B] all True
@@ -24,7 +24,7 @@ import numpy as np
 
 from videmo import parallel
 from videmo.models import video
-from videmo.train import loop
+from videmo.train import experiment
 from videmo.train.config_check import check_config
 
 DEFAULT_CLASSES = 7
@@ -109,12 +109,13 @@ def build_step(config: ml_collections.ConfigDict, seed: int = 0) -> StepBench:
   model = video.build_model(config.model)
   frames, size = config.input.num_frames, config.input.crop_size
   # The schedule's length changes only the learning rate's value, never the step's cost.
-  state, optimizer, _, schedule = loop.init_state(config, model, mesh, frames, size,
-                                                  steps_per_epoch=100, total_steps=1000)
-  convention = loop.load_convention(config)
-  exp = loop.Experiment(config, mesh, None, None, [f"class{i}" for i in range(num_classes)], model,
-                        dict(steps_per_epoch=100, total_steps=1000, eval_every_steps=0), convention)
-  train_step, _ = loop.compile_steps(exp, optimizer, schedule)
+  numbers = experiment.DerivedNumbers(steps_per_epoch=100, total_steps=1000, eval_every_steps=0)
+  state, optimizer, _, schedule = experiment.init_state(config, model, mesh, frames, size,
+                                                        numbers.steps_per_epoch, numbers.total_steps)
+  convention = experiment.load_convention(config)
+  exp = experiment.Experiment(config, mesh, None, None, [f"class{i}" for i in range(num_classes)], model,
+                              numbers, convention)
+  train_step, _ = experiment.compile_steps(exp, optimizer, schedule)
   batch = parallel.global_batch(synthetic_batch(config.batch_size, frames, size, num_classes, seed), mesh)
   rng = jax.random.key(seed + 7)
   start = time.perf_counter()

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 
 from videmo.data.loading import decoded_cache
-from videmo.train import loop
+from videmo.train import experiment
 
 
 def pipeline_speed(config: ml_collections.ConfigDict, batches: int = 10) -> dict:
@@ -27,15 +27,15 @@ def pipeline_speed(config: ml_collections.ConfigDict, batches: int = 10) -> dict
   if batches < 1:
     raise ValueError(f"pipeline batches must be >= 1, got {batches}")
   try:
-    train, _, _ = loop.open_dataset(config)
+    train, _, _ = experiment.open_dataset(config)
   except (FileNotFoundError, ValueError) as err:
     return dict(skipped=str(err).splitlines()[0])
   batch_size = config.batch_size // jax.process_count()
   try:
-    first, seconds = _time_batches(loop.train_batch_stream(config, train, batch_size), batches)
+    first, seconds = _time_batches(experiment.train_batch_stream(config, train, batch_size), batches)
     cached = None
     if isinstance(train, decoded_cache.CachedSource) and config.input.workers == 0:
-      cached = _time_batches(loop.train_batch_stream(config, train, batch_size), batches)[1]
+      cached = _time_batches(experiment.train_batch_stream(config, train, batch_size), batches)[1]
   except ValueError as err:  # e.g. a crop larger than the dataset's faces
     return dict(skipped=str(err).splitlines()[0])
   rate = batches / seconds

@@ -89,12 +89,20 @@ def missing_clips(directory: str | os.PathLike, split: str, class_names: Sequenc
 
 
 def split_labels(directory: str | os.PathLike, split: str, class_names: Sequence[str]) -> list[int] | None:
-  """The labels (class indices) of every listed clip of `split`, written or not; None without a list."""
+  """The labels (class indices) of every listed clip of `split`, written or not; None without a list.
+
+  Raises ValueError (naming the file) for a list that cannot be read, or that does not list
+  `split` at all (its labels would otherwise be taken as none).
+  """
   path = Path(directory) / CLIP_LIST_NAME
   if not path.exists():
     return None
   index = {name: i for i, name in enumerate(class_names)}
   try:
-    return [index[e["label"]] for e in json.loads(path.read_text())["splits"].get(split, [])]
+    splits = json.loads(path.read_text())["splits"]
+    labels = {name: [index[e["label"]] for e in entries] for name, entries in splits.items()}
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
     raise ValueError(f"{path}: not a readable clip list ({type(err).__name__}: {err})") from None
+  if split not in labels:
+    raise ValueError(f"{path} lists no split {split!r} (it lists {sorted(labels)}); prepare the dataset again")
+  return labels[split]

@@ -92,14 +92,10 @@ def load(checkpoint: str | os.PathLike) -> ExportableRun:
 
   Errors (FileNotFoundError, ValueError) are one line naming what is missing or wrong.
   """
-  from videmo.predict import workdir as workdir_lib
-  from videmo.predict.predictor import load_params
-  from videmo.train import run_dir
+  from videmo.train.trained_run import TrainedRun
 
-  run = workdir_lib.open_run(checkpoint)
-  fields = dict(run.config.model.to_dict(), num_classes=len(run.class_names), conv_impl="xla",
-                dtype="float32", remat=False)
-  model = video.build_model(fields)
-  params, step = load_params(run, model)
-  return ExportableRun(model, params, run.convention, run.class_names, run.crop_size, run.face_size,
-                       os.fspath(run_dir.step_dir(run.workdir, step)), step)
+  run = TrainedRun.open(checkpoint)
+  model = run.model(conv_impl="xla", dtype="float32", remat=False)
+  params, step = run.restore(model)
+  return ExportableRun(model, params, run.convention, run.class_names, run.crop_size,
+                       run.dataset.clip_options.face.face_size, os.fspath(run.step_dir(step)), step)

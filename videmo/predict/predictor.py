@@ -8,7 +8,7 @@
     predictor.predict_faces_many([faces_a, faces_b], ["a", "b"])   # several videos, frames packed together
 
 The model is rebuilt from the work directory's config and restored from its checkpoint
-(videmo/predict/workdir.py); faces are found and cropped as preparation and evaluation do
+(`TrainedRun`, videmo/train/trained_run.py); faces are found and cropped as preparation and evaluation do
 (videmo/predict/faces_input.py) and normalised with the run's input convention. A folder
 of videos goes through `videmo/predict/stream.py` (faces of the next videos in a background
 thread while the model works).
@@ -46,24 +46,12 @@ from videmo.models import temporal as temporal_lib
 from videmo.models import video
 from videmo.models.input_convention import InputConvention
 from videmo.models.vgg import VGG16_STRIDE
-from videmo.predict import faces_input, record, workdir as workdir_lib
-from videmo.train import run_dir
+from videmo.predict import faces_input, record
+from videmo.train.trained_run import TrainedRun
 
 # Length buckets of the per-video step (evaluation's default; beyond 256: multiples of 256).
 DEFAULT_BUCKETS: tuple[int, ...] = (16, 32, 64, 128, 256)
 _IN_FLIGHT = 2  # frame chunks dispatched ahead of the one whose outputs are read back
-
-
-def load_params(run: workdir_lib.TrainedRun, model: Any) -> tuple[Any, int]:
-  """(parameters, step) of a run's checkpoint, restored onto one device from a shape-only
-  target (`checkpoint.restore_target`: nothing initialised or compiled); the optimiser state
-  is dropped."""
-  from videmo.train import checkpoint as checkpoint_lib
-
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = checkpoint_lib.restore_target(model, run.config.optim, run.crop_size, device)
-  state, step = checkpoint_lib.restore_params(run.checkpoint, target)
-  return state.params, int(step)
 
 
 class Predictor:
@@ -84,13 +72,13 @@ class Predictor:
   def __init__(self, checkpoint: str | os.PathLike, *, num_frames: int | None = None, batch_frames: int = 32,
                buckets: Sequence[int] = DEFAULT_BUCKETS, max_frames: int | None = None,
                max_seconds: float | None = None):
-    run = workdir_lib.open_run(checkpoint)
-    model = video.build_model(dict(run.config.model.to_dict(), num_classes=len(run.class_names)))
-    params, step = load_params(run, model)
+    run = TrainedRun.open(checkpoint)
+    model = run.model()
+    params, step = run.restore(model)
     if num_frames is None:
       num_frames = int(run.config.input.eval_num_frames)
-    step_dir = run_dir.step_dir(run.workdir, step)
-    self._setup(model, params, run.convention, run.class_names, run.clip_options, run.crop_size,
+    step_dir = run.step_dir(step)
+    self._setup(model, params, run.convention, run.class_names, run.dataset.clip_options, run.crop_size,
                 num_frames=num_frames, batch_frames=batch_frames, buckets=buckets, max_frames=max_frames,
                 max_seconds=max_seconds, checkpoint=os.fspath(step_dir), step=step)
 

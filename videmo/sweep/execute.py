@@ -1,7 +1,7 @@
 """Running a sweep's runs on this machine: one after another, or N at a time; finished runs are skipped.
 
 Each run is `videmo train` in a child process, its output in RUN/train.log, and RUN/sweep_run.json
-records the command, the wall time and the machine. A run is finished when RUN/metrics.json
+records the command, the wall time and the machine. A run is finished when its final metrics record
 exists (`videmo train` writes it last), so a killed sweep, run again, skips what finished and
 resumes the rest from their checkpoints. Runs that share a stage 1 wait while one of them trains
 it; a failed run is reported in one line and the others go on.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from videmo.sweep.plan import RUN_RECORD, Run
+from videmo.train import run_dir
 
 
 def cpu_name() -> str:
@@ -68,11 +69,11 @@ def _record(run: Run, started: float, code: int) -> dict:
 
 def _summary(run: Run) -> str:
   try:
-    metrics = json.loads((run.workdir / "metrics.json").read_text())
+    metrics = run_dir.read_metrics(run.workdir)
     headline = metrics[metrics["headline_policy"]]
     return f"WAR {100 * headline['war']:.1f}%  UAR {100 * headline['uar']:.1f}%"
   except (OSError, ValueError, KeyError):
-    return "no metrics.json"
+    return "no final metrics"
 
 
 def _last_line(run: Run) -> str:

@@ -28,11 +28,11 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
+from videmo.train import run_dir
 from videmo.weights import converted
 
 RUNS_DIR = "runs"
-PRETRAIN_DIR = "pretrain"
-METRICS_FILE = "metrics.json"   # written by `videmo train` when a run has finished
+PRETRAIN_DIR = "pretrain"       # the sweep's shared stage-1 work directories, one per row and seed
 RUN_RECORD = "sweep_run.json"   # written by the sweep: command, wall time, machine
 
 
@@ -66,10 +66,10 @@ class Run:
     return f"{self.row.name} seed {self.seed}"
 
   def finished(self) -> bool:
-    return (self.workdir / METRICS_FILE).is_file()
+    return run_dir.is_finished(self.workdir)
 
   def stage1_done(self) -> bool:
-    return not self.pretrain_dir or (Path(self.pretrain_dir) / "trunk" / converted.METADATA_FILE).is_file()
+    return not self.pretrain_dir or (run_dir.trunk_dir(self.pretrain_dir) / converted.METADATA_FILE).is_file()
 
   def command_args(self) -> list[str]:
     """The arguments of `videmo train` for this run."""

@@ -6,22 +6,24 @@ when complete, so a run killed while saving leaves the previous checkpoints inta
 next run resumes from the latest complete one. The data order is a function of the step,
 so the step is all a resumed run needs to see the same batches.
 
-A checkpoint whose files are damaged (a data file cut short, a disk that filled up) cannot
-be read. Resuming (`restore_latest`) then moves it aside to `checkpoints/damaged-<step>`,
-says so in one line, and continues from the newest checkpoint that reads; it never falls
-back silently to step 0. Reading one named checkpoint (`restore`) fails with one line that
-names the step folder.
+Once orbax has committed a checkpoint, a manifest of its files (relative path, size, CRC-32)
+is written into the step folder (`run_dir.MANIFEST_FILE`). A checkpoint whose files no
+longer match it (a data file cut short, a disk that filled up) is known to be damaged before
+orbax reads anything. Resuming (`restore_latest`) moves a damaged checkpoint aside to
+`checkpoints/damaged-<step>`, says so in one line, and continues from the newest
+checkpoint that reads; it never falls back silently to step 0. Reading one named checkpoint
+(`restore`: videmo eval, predict, export) fails with one line that names the step folder
+and says it is damaged. A checkpoint that matches its manifest but does not restore was
+written for another model or optimiser. A checkpoint without a manifest (written by an
+older videmo) is read by orbax alone, as before.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
+import json
 import logging
 import os
-import sys
-import tempfile
-import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from videmo.train import run_dir
 
 log = logging.getLogger(__name__)
 DAMAGED_PREFIX = "damaged-"
+_CHUNK = 1 << 20
 
 
 class CheckpointReadError(ValueError):
@@ -47,47 +50,57 @@ def _first_line(err: BaseException, limit: int = 200) -> str:
   return (text[:limit] + "...") if len(text) > limit else text
 
 
+def _crc32(path: Path) -> int:
+  crc = 0
+  with open(path, "rb") as f:
+    while chunk := f.read(_CHUNK):
+      crc = zlib.crc32(chunk, crc)
+  return crc
+
+
+def _files(folder: Path) -> list[Path]:
+  return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != run_dir.MANIFEST_FILE)
+
+
+def write_manifest(folder: str | os.PathLike) -> Path:
+  """Write FOLDER/videmo_manifest.json: {relative path: [size, CRC-32]} of every file in it."""
+  folder = Path(folder)
+  entries = {os.fspath(p.relative_to(folder)): [p.stat().st_size, _crc32(p)] for p in _files(folder)}
+  path = folder / run_dir.MANIFEST_FILE
+  temporary = path.with_name(path.name + ".tmp")
+  temporary.write_text(json.dumps({"format": 1, "files": entries}))
+  os.replace(temporary, path)
+  return path
+
+
+def damage(folder: str | os.PathLike) -> str | None:
+  """How a step folder differs from its manifest (one line), or None when it matches or has none."""
+  folder = Path(folder)
+  path = folder / run_dir.MANIFEST_FILE
+  if not path.is_file():
+    return None
+  try:
+    entries = json.loads(path.read_text())["files"]
+  except (OSError, ValueError, KeyError, TypeError) as err:
+    return f"its manifest cannot be read ({type(err).__name__})"
+  for name, (size, crc) in sorted(entries.items()):
+    file = folder / name
+    if not file.is_file():
+      return f"{name} is missing"
+    if file.stat().st_size != size:
+      return f"{name} is {file.stat().st_size} bytes, {size} when saved"
+    if _crc32(file) != crc:
+      return f"{name} has changed since it was saved (CRC-32)"
+  return None
+
+
 class _Unreadable(Exception):
-  """One checkpoint could not be restored: `reason` (one line); `value_error` if orbax raised a
-  ValueError (what a structure mismatch raises too). Carries no traceback into orbax's reads."""
+  """One checkpoint could not be restored: `reason` (one line); `damaged`: its files do not match
+  its manifest; `verified`: they do (so a failed restore means another model or optimiser)."""
 
-  def __init__(self, reason: str, value_error: bool):
+  def __init__(self, reason: str, damaged: bool, verified: bool):
     super().__init__(reason)
-    self.reason, self.value_error = reason, value_error
-
-
-@contextlib.contextmanager
-def _stderr_held():
-  """Hold back what is written to stderr (fd 2) inside; yields a function that drops it."""
-  sys.stderr.flush()
-  saved_fd, held = os.dup(2), tempfile.TemporaryFile()
-  os.dup2(held.fileno(), 2)
-  keep = [True]
-  try:
-    yield lambda: keep.__setitem__(0, False)
-  finally:
-    sys.stderr.flush()
-    os.dup2(saved_fd, 2)
-    os.close(saved_fd)
-    if keep[0]:
-      held.seek(0)
-      os.write(2, held.read())
-    held.close()
-
-
-def _settle(seconds: float = 0.5) -> None:
-  """After a failed read: let orbax's other reads in flight end and collect them, silently.
-
-  They end on TensorStore's threads with tracebacks dozens of lines long ("Event loop is
-  closed", "Task exception was never retrieved", "Exception ignored in: <coroutine ...>")."""
-  saved_hook, asyncio_log = sys.unraisablehook, logging.getLogger("asyncio")
-  saved_disabled = asyncio_log.disabled
-  sys.unraisablehook, asyncio_log.disabled = (lambda _: None), True
-  try:
-    time.sleep(seconds)
-    gc.collect()
-  finally:
-    sys.unraisablehook, asyncio_log.disabled = saved_hook, saved_disabled
+    self.reason, self.damaged, self.verified = reason, damaged, verified
 
 
 class Checkpoints:
@@ -98,9 +111,9 @@ class Checkpoints:
     max_to_keep: how many recent checkpoints to keep.
   """
 
-  def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3):
+  def __init__(self, workdir: str | os.PathLike, max_to_keep: int = 3, create: bool = True):
     self.directory = run_dir.checkpoints_dir(workdir)
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                            enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -111,23 +124,25 @@ class Checkpoints:
     """Save `state` as step `step` (blocking: when this returns, the checkpoint is complete)."""
     self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
     self._manager.wait_until_finished()
+    if jax.process_index() == 0:
+      write_manifest(Path(self.directory) / str(step))
 
   def steps(self) -> list[int]:
     """The saved steps, oldest first."""
     return sorted(self._manager.all_steps())
 
   def _restore(self, target: Any, step: int) -> Any:
-    """The state at `step`, or _Unreadable (after the failed read's noise has been dropped)."""
+    """The state at `step`, or _Unreadable: its files checked against its manifest first."""
+    folder = Path(self.directory) / str(step)
+    reason = damage(folder)
+    if reason is not None:
+      raise _Unreadable(reason, damaged=True, verified=False)
+    verified = (folder / run_dir.MANIFEST_FILE).is_file()
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    failure = None
-    with _stderr_held() as drop:
-      try:
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-      except Exception as err:  # orbax and TensorStore raise many types for one unreadable folder
-        failure = _Unreadable(_first_line(err), isinstance(err, ValueError))
-      drop()
-      _settle()  # `err` and its traceback are gone: the reads it held can be collected
-    raise failure
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as err:  # orbax and TensorStore raise many types for one unreadable folder
+      raise _Unreadable(_first_line(err), damaged=False, verified=verified) from None
 
   def restore(self, target: Any, step: int | None = None) -> Any:
     """Restore the checkpoint at `step` (default: latest) into the structure/shardings of `target`.
@@ -145,13 +160,12 @@ class Checkpoints:
 
   def _read_error(self, target: Any, step: int, failure: _Unreadable) -> CheckpointReadError:
     folder = f"{self.directory}/{step}"
-    if failure.value_error and self._readable_older(target, step) is None:
-      return CheckpointReadError(
-          f"the checkpoint {folder} does not match this config's model or optimiser (was it written "
-          f"with other model or optim settings?), or cannot be read; use a fresh --workdir. "
-          f"orbax: {failure.reason}")
-    return CheckpointReadError(f"the checkpoint {folder} cannot be read (damaged or partly written): "
-                               f"{failure.reason}")
+    if failure.damaged or not (failure.verified or self._readable_older(target, step) is None):
+      return CheckpointReadError(f"the checkpoint {folder} cannot be read (damaged or partly written): "
+                                 f"{failure.reason}")
+    return CheckpointReadError(
+        f"the checkpoint {folder} does not match this config's model or optimiser (was it written "
+        f"with other model or optim settings?); use a fresh --workdir. orbax: {failure.reason}")
 
   def _readable_older(self, target: Any, step: int) -> int | None:
     """The newest step before `step` that restores into `target` (None if none does)."""
@@ -176,6 +190,8 @@ class Checkpoints:
       try:
         state = self._restore(target, step)
       except _Unreadable as failure:
+        if failure.verified:  # intact files that do not restore: another model or optimiser
+          raise self._read_error(target, step, failure) from None
         first_error = first_error or (step, failure)
         continue
       for damaged in [s for s in steps if s > step]:
@@ -206,7 +222,7 @@ class Checkpoints:
 def restore_target(model: Any, optim_config: Any, crop_size: int, sharding: jax.sharding.Sharding) -> Any:
   """The `TrainState` a run saves, as shapes only (`jax.eval_shape`), placed by `sharding`.
 
-  A restore target for `restore_params` that initialises and compiles nothing (a VGG16
+  A restore target (`TrainedRun.restore_state`, resume) that initialises and compiles nothing (a VGG16
   `init` takes seconds to compile on a CPU). model: the run's VideoEmotionNet; optim_config:
   its `config.optim` (the optimiser state's structure follows the parameter groups).
   """
@@ -221,19 +237,3 @@ def restore_target(model: Any, optim_config: Any, crop_size: int, sharding: jax.
   target = steps.TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params,
                             opt_state=jax.eval_shape(optimizer.init, params))
   return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), target)
-
-
-def restore_params(path: str | os.PathLike, target_state: Any) -> tuple[Any, int]:
-  """(state, step) from a work directory (latest step) or a step folder `.../checkpoints/<step>`."""
-  path = Path(path).absolute()
-  if not path.exists():
-    raise FileNotFoundError(f"--checkpoint {path} does not exist")
-  workdir, step = run_dir.split_checkpoint_path(path)
-  checkpoints = Checkpoints(workdir)
-  try:
-    step = checkpoints.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"--checkpoint {path}: no checkpoint found (expected {workdir}/checkpoints/<step>)")
-    return checkpoints.restore(target_state, step), step
-  finally:
-    checkpoints.close()

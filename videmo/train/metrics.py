@@ -16,12 +16,42 @@ listed, scored (in the denominator) and without a face.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Sequence
 
 import numpy as np
 
 NO_FACE_POLICIES: tuple[str, ...] = ("wrong", "prior", "exclude")
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyMetrics:
+  """One no-face policy's metrics of a split: war, uar, per_class_recall [E] (NaN: no clip of
+  the class), confusion [E, E] (rows true, columns predicted), and the clips listed, scored
+  (in the denominator) and without a face."""
+
+  war: float
+  uar: float
+  per_class_recall: np.ndarray
+  confusion: np.ndarray
+  clips_listed: int
+  clips_scored: int
+  clips_without_face: int
+
+  def summary_line(self) -> str:
+    """'WAR 48.9%  UAR 41.2%  (383 of 383 clips scored, 7 without a face)'."""
+    return (f"WAR {100 * self.war:.1f}%  UAR {100 * self.uar:.1f}%  "
+            f"({self.clips_scored} of {self.clips_listed} clips scored, "
+            f"{self.clips_without_face} without a face)")
+
+  def to_json(self, class_names: Sequence[str]) -> dict:
+    """The record's entry: numbers as JSON numbers, recall by class name (null: no clip)."""
+    return dict(war=self.war, uar=self.uar, clips_listed=self.clips_listed, clips_scored=self.clips_scored,
+                clips_without_face=self.clips_without_face,
+                per_class_recall={n: (None if np.isnan(r) else float(r))
+                                  for n, r in zip(class_names, self.per_class_recall)},
+                confusion=self.confusion.tolist())
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -57,38 +87,33 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, num_clas
 
 
 def split_metrics(labels: np.ndarray, predictions: np.ndarray, has_face: np.ndarray,
-                  num_classes: int, prior_class: int) -> dict[str, dict]:
+                  num_classes: int, prior_class: int | None) -> dict[str, PolicyMetrics]:
   """Metrics of every listed clip [K] under each no-face policy: {'wrong', 'prior', 'exclude'}.
 
   `predictions` of clips without a face are ignored (the policy scores them); `prior_class`
-  is the training split's most frequent class. Each policy's dict also holds clips_listed,
-  clips_scored and clips_without_face.
+  is the training split's most frequent class (None: not needed, every clip has a face; a
+  ValueError otherwise).
   """
   labels, predictions, has_face = np.asarray(labels), np.asarray(predictions), np.asarray(has_face, bool)
+  if prior_class is None and not has_face.all():
+    raise ValueError("split_metrics: clips without a face need the prior class for the 'prior' policy")
   scored = {
       "wrong": (labels, np.where(has_face, predictions, -1)),
-      "prior": (labels, np.where(has_face, predictions, prior_class)),
+      "prior": (labels, np.where(has_face, predictions, -1 if prior_class is None else prior_class)),
       "exclude": (labels[has_face], predictions[has_face]),
   }
   out = {}
   for policy, (policy_labels, policy_predictions) in scored.items():
-    metrics = classification_metrics(policy_labels, policy_predictions, num_classes)
-    metrics.update(clips_listed=int(len(labels)), clips_scored=int(len(policy_labels)),
-                   clips_without_face=int(np.sum(~has_face)))
-    out[policy] = metrics
+    m = classification_metrics(policy_labels, policy_predictions, num_classes)
+    out[policy] = PolicyMetrics(war=m["war"], uar=m["uar"], per_class_recall=m["per_class_recall"],
+                                confusion=m["confusion"], clips_listed=int(len(labels)),
+                                clips_scored=int(len(policy_labels)), clips_without_face=int(np.sum(~has_face)))
   return out
 
 
 def most_frequent_class(labels: np.ndarray, num_classes: int) -> int:
   """The class with the most clips (the smallest index among ties)."""
   return int(np.argmax(np.bincount(np.asarray(labels, np.int64), minlength=num_classes)))
-
-
-def summary_line(metrics: dict) -> str:
-  """'WAR 48.9%  UAR 41.2%  (383 of 383 clips scored, 7 without a face)'."""
-  return (f"WAR {100 * metrics['war']:.1f}%  UAR {100 * metrics['uar']:.1f}%  "
-          f"({metrics['clips_scored']} of {metrics['clips_listed']} clips scored, "
-          f"{metrics['clips_without_face']} without a face)")
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,

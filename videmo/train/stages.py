@@ -37,13 +37,13 @@ from videmo.train import run_dir
 from videmo.weights import converted
 
 PRETRAIN_DIR = run_dir.PRETRAIN_DIR  # stage 1's work directory, inside stage 2's
-TRUNK_DIR = run_dir.TRUNK_DIR        # where a run with export_trunk=True writes its trunk
+
 
 
 def export_trunk(params: Mapping[str, Any], convention: InputConvention, config: ml_collections.ConfigDict,
                  workdir: str | os.PathLike, step: int) -> Path:
   """Write params['trunk'] (replicated) to WORKDIR/trunk as a converted-weight directory."""
-  out = Path(workdir) / TRUNK_DIR
+  out = run_dir.trunk_dir(workdir)
   if jax.process_index() == 0:
     trunk = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), params["trunk"])
     source = dict(format="videmo-run", file=str(run_dir.step_dir(workdir, step)), step=step,
@@ -71,7 +71,7 @@ def with_pretrained_trunk(config: ml_collections.ConfigDict, workdir: str | os.P
   """
   shared = config.get("pretrain_workdir") or ""
   stage_dir = Path(shared).expanduser() if shared else Path(workdir) / PRETRAIN_DIR
-  trunk_dir = stage_dir / TRUNK_DIR
+  trunk_dir = run_dir.trunk_dir(stage_dir)
   if (trunk_dir / converted.METADATA_FILE).is_file():
     print(f"pre-trained trunk: {trunk_dir} (stage 1 is done; delete that folder to run it again)")
   else:

@@ -1,14 +1,15 @@
 """Scoring a split as the protocol counts it: every listed clip, three no-face policies, results on disk.
 
-`eval_split(config, train_source, eval_source, class_names)` lists the clips evaluation scores:
+`eval_split(config, facts, train_source, eval_source, class_names)` lists the clips evaluation scores:
 the written clips (records) and, from the dataset's clip list (videmo/data/clip_list.py),
 those preparation could not use (no face in any frame, unreadable or empty files), with the
 training split's most frequent class for the 'prior' policy. A dataset built before clip lists
 were recorded still evaluates, over its written clips only, with a one-line warning.
 
 `evaluate(eval_step, params, exp)` runs the model on every clip with a face (every frame, or
-`input.eval_num_frames` evenly spaced ones) and scores all listed clips under each policy;
-`write_results` writes NAME.json and the confusion matrix; `result_line` is the printed line.
+`input.eval_num_frames` evenly spaced ones) and scores all listed clips under each policy,
+returning an `Evaluation`; `write_results` writes the JSON record and the confusion matrix
+(names: train/run_dir.py); `result_line` is the printed line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -26,37 +27,55 @@ from jax.experimental import multihost_utils
 from videmo import parallel
 from videmo.data import clip_list
 from videmo.data.loading import pipeline
+from videmo.train import dataset_facts
 from videmo.train import metrics as metrics_lib
 from videmo.train import run_dir
 
 
 @dataclasses.dataclass
 class EvalSplit:
-  """The clips of an evaluation split (pipeline.EvalClip, written then not written) and the prior class."""
+  """The clips of an evaluation split (pipeline.EvalClip, written then not written) and the prior
+  class (None: every clip has a face, so no policy needs it)."""
 
   clips: list[pipeline.EvalClip]
-  prior_class: int
+  prior_class: int | None
   list_known: bool  # False: built before clip lists; clips that were not written are unknown
 
 
-def _dataset_dir(config) -> tuple[Path, bool]:
-  """(the built dataset's folder, whether its builder writes every clip it lists)."""
-  from videmo.data.preparation import prepare
+@dataclasses.dataclass
+class Evaluation:
+  """A split scored: `metrics` per no-face policy, the mean loss over scored clips, and per listed
+  clip [K]: predictions (-1: no face), probabilities [K, E], labels, has_face, the frame numbers
+  of highest p(f|S) and of highest score for the predicted class (`top_frame_importance`,
+  `top_frame_evidence`; -1 where not scored), the expressive window [K, 2] ([-1, -1] where
+  unknown) and the number of frames with a face (`num_faces`)."""
 
-  builder = prepare.load_builder(config.dataset, prepare.data_dir_or_default(config.data_dir))
-  return Path(builder.data_dir), bool(getattr(builder, "WRITES_EVERY_CLIP", False))
+  metrics: dict[str, metrics_lib.PolicyMetrics]
+  loss: float
+  predictions: np.ndarray
+  probabilities: np.ndarray
+  labels: np.ndarray
+  has_face: np.ndarray
+  top_frame_importance: np.ndarray
+  top_frame_evidence: np.ndarray
+  windows: np.ndarray
+  num_faces: np.ndarray
+
+  def headline(self, policy: str) -> metrics_lib.PolicyMetrics:
+    return self.metrics[policy]
 
 
-def eval_split(config, train_source: Any, eval_source: Any, class_names: list[str]) -> EvalSplit:
+def eval_split(config, facts: dataset_facts.DatasetFacts, train_source: Any, eval_source: Any,
+               class_names: Sequence[str]) -> EvalSplit:
   """Every listed clip of config.eval_split, and the training split's most frequent class."""
-  directory, complete = _dataset_dir(config)
+  directory, complete = facts.directory, facts.writes_every_clip
   missing = [] if complete else clip_list.missing_clips(directory, config.eval_split, class_names)
   if missing is None:
     print(f"warning: {config.dataset} was prepared before videmo recorded clip lists: clips of "
           f"{config.eval_split!r} that preparation could not use are unknown and not counted "
           f"(run `videmo prepare` again to count them)", file=sys.stderr)
   clips = pipeline.eval_clips(eval_source, missing or [])
-  prior = 0
+  prior = None
   if not all(c.has_face for c in clips):  # only then does the 'prior' policy need the class
     labels = None if complete else clip_list.split_labels(directory, config.train_split, class_names)
     labels = pipeline.split_labels(train_source) if labels is None else labels
@@ -77,12 +96,8 @@ def _gathered(array, mesh) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(array, tiled=True))
 
 
-def evaluate(eval_step, params, exp) -> dict:
-  """Metrics of exp's evaluation split under every no-face policy, plus per-clip outputs [K]:
-  predictions, probabilities [K, E], labels, has_face, the frame numbers of highest p(f|S)
-  and of highest score for the predicted class (`top_frame_importance`, `top_frame_evidence`,
-  -1 where not scored), the ground-truth expressive window [K, 2] ([-1, -1] where unknown) and
-  each clip's number of frames with a face."""
+def evaluate(eval_step, params, exp) -> Evaluation:
+  """exp's evaluation split scored under every no-face policy, with the per-clip outputs (Evaluation)."""
   config, clips, num_classes, mesh = exp.config, exp.eval.clips, exp.num_classes, exp.mesh
   predictions = np.full(len(clips), -1, np.int64)
   probabilities = np.zeros((len(clips), num_classes), np.float32)
@@ -113,19 +128,21 @@ def evaluate(eval_step, params, exp) -> dict:
   has_face = np.array([c.has_face for c in clips], bool)
   results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes, exp.eval.prior_class)
   # The device-side sums and the per-clip predictions must tell the same story.
-  assert count == int(has_face.sum()) and correct == int(np.trace(results["exclude"]["confusion"])), \
-      "evaluation sums disagree with per-clip predictions"
-  return dict(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
-              probabilities=probabilities, labels=labels, has_face=has_face,
-              top_frame_importance=top_importance, top_frame_evidence=top_evidence, windows=windows,
-              num_faces=np.array([c.num_faces for c in clips], np.int64))
+  if count != int(has_face.sum()) or correct != int(np.trace(results["exclude"].confusion)):
+    raise RuntimeError(f"evaluation's sums disagree with its per-clip predictions: {count} clips and "
+                       f"{correct} correct on the devices, {int(has_face.sum())} and "
+                       f"{int(np.trace(results['exclude'].confusion))} per clip")
+  return Evaluation(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
+                    probabilities=probabilities, labels=labels, has_face=has_face,
+                    top_frame_importance=top_importance, top_frame_evidence=top_evidence, windows=windows,
+                    num_faces=np.array([c.num_faces for c in clips], np.int64))
 
 
 # Poolings whose p(f|S) is uniform over the real frames: their top frame by importance means nothing.
 UNIFORM_IMPORTANCE = ("average", "mean_score")
 
 
-def top_frame_in_window(evaluation: dict, temporal: str) -> dict | None:
+def top_frame_in_window(evaluation: Evaluation, temporal: str) -> dict | None:
   """How often a clip's most important frame lies inside its true expressive window.
 
   Over the scored clips with a known, non-empty window (SynthEmo's non-Neutral clips):
@@ -134,69 +151,59 @@ def top_frame_in_window(evaluation: dict, temporal: str) -> dict | None:
   predicted class (defined for every pooling); `chance`, the mean share of frames inside the
   window (a frame drawn at random); `clips`, how many clips count. None when no window is known.
   """
-  start, stop = evaluation["windows"][:, 0], evaluation["windows"][:, 1]
-  counted = (evaluation["top_frame_evidence"] >= 0) & (stop > start) & (start >= 0)
+  start, stop = evaluation.windows[:, 0], evaluation.windows[:, 1]
+  counted = (evaluation.top_frame_evidence >= 0) & (stop > start) & (start >= 0)
   if not counted.any():
     return None
   inside = lambda top: float(np.mean((top[counted] >= start[counted]) & (top[counted] < stop[counted])))
   # every frame is scored when input.eval_num_frames is 0; the share is then of the clip's frames
-  lengths = evaluation["num_faces"][counted].astype(np.float64)
+  lengths = evaluation.num_faces[counted].astype(np.float64)
   return dict(clips=int(counted.sum()),
-              by_importance=None if temporal in UNIFORM_IMPORTANCE else inside(evaluation["top_frame_importance"]),
-              by_evidence=inside(evaluation["top_frame_evidence"]),
+              by_importance=None if temporal in UNIFORM_IMPORTANCE else inside(evaluation.top_frame_importance),
+              by_evidence=inside(evaluation.top_frame_evidence),
               chance=float(np.mean((stop[counted] - start[counted]) / np.maximum(lengths, 1))))
 
 
-def _jsonable(metrics: dict, class_names: list[str]) -> dict:
-  out = {}
-  for policy, m in metrics.items():
-    out[policy] = dict(war=m["war"], uar=m["uar"], clips_listed=m["clips_listed"],
-                       clips_scored=m["clips_scored"], clips_without_face=m["clips_without_face"],
-                       per_class_recall={n: (None if np.isnan(r) else float(r))
-                                         for n, r in zip(class_names, m["per_class_recall"])},
-                       confusion=m["confusion"].tolist())
-  return out
-
-
-def write_results(workdir: Path, step: int, evaluation: dict, exp, name: str = run_dir.METRICS_NAME) -> dict:
-  """NAME.json and NAME_confusion.png ('confusion.png' for the final metrics) in `workdir`.
+def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: str = run_dir.METRICS_NAME) -> dict:
+  """The JSON record NAME.json and its confusion matrix figure in `workdir` (run_dir.metrics_path,
+  run_dir.confusion_path; NAME is the final metrics' by default).
 
   The record: step, dataset, split, classes, loss, the headline policy, the frames used, whether
-  the clip list is known, one entry per no-face policy (WAR, UAR, clips listed / scored /
-  without a face, per-class recall, confusion), the clips without a face (source or record
-  index, label, why) and, where the dataset records expressive windows (SynthEmo),
-  `top_frame_in_window` (see top_frame_in_window).
+  the clip list is known, the prior class (null when no clip needed it), one entry per no-face
+  policy (WAR, UAR, clips listed / scored / without a face, per-class recall, confusion), the
+  clips without a face (source or record index, label, why) and, where the dataset records
+  expressive windows (SynthEmo), `top_frame_in_window` (see top_frame_in_window).
   """
   config, class_names = exp.config, exp.class_names
   faceless = [dict(clip=c.source or f"record {c.index}", label=class_names[c.label], reason=c.reason or "no face frame")
               for c in exp.eval.clips if not c.has_face]
-  record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=class_names,
-                loss=evaluation["loss"], headline_policy=config.no_face_policy, frames=frames_text(config),
-                clip_list_known=exp.eval.list_known, prior_class=class_names[exp.eval.prior_class],
-                **_jsonable(evaluation["metrics"], class_names), clips_without_face=faceless,
+  prior = exp.eval.prior_class
+  record = dict(step=step, dataset=config.dataset, split=config.eval_split, classes=list(class_names),
+                loss=evaluation.loss, headline_policy=config.no_face_policy, frames=frames_text(config),
+                clip_list_known=exp.eval.list_known, prior_class=None if prior is None else class_names[prior],
+                **{policy: m.to_json(class_names) for policy, m in evaluation.metrics.items()},
+                clips_without_face=faceless,
                 top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal))
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / f"{name}.json").write_text(json.dumps(record, indent=2))
-    headline = evaluation["metrics"][config.no_face_policy]
-    metrics_lib.plot_confusion(headline["confusion"], class_names,
-                               workdir / ("confusion.png" if name == run_dir.METRICS_NAME else f"{name}_confusion.png"),
-                               title=f"{config.dataset} {config.eval_split}, step {step}: "
-                                     f"{metrics_lib.summary_line(headline)}")
+    run_dir.metrics_path(workdir, name).write_text(json.dumps(record, indent=2))
+    headline = evaluation.headline(config.no_face_policy)
+    metrics_lib.plot_confusion(headline.confusion, class_names, run_dir.confusion_path(workdir, name),
+                               title=f"{config.dataset} {config.eval_split}, step {step}: {headline.summary_line()}")
   return record
 
 
-def result_line(config, step: int, evaluation: dict) -> str:
+def result_line(config, step: int, evaluation: Evaluation) -> str:
   """'DATASET SPLIT at step S (every frame): wrong: WAR ... | prior: ... | exclude: ...', headline first."""
   policies = [config.no_face_policy] + [p for p in metrics_lib.NO_FACE_POLICIES if p != config.no_face_policy]
-  parts = [f"{p}: {metrics_lib.summary_line(evaluation['metrics'][p])}" for p in policies]
+  parts = [f"{p}: {evaluation.metrics[p].summary_line()}" for p in policies]
   return f"{config.dataset} {config.eval_split} at step {step} ({frames_text(config)}): " + "  |  ".join(parts)
 
 
-def write_scalars(writer, step: int, evaluation: dict) -> None:
+def write_scalars(writer, step: int, evaluation: Evaluation) -> None:
   """eval/loss and eval/{war,uar}_{policy} to TensorBoard."""
-  scalars = {"eval/loss": evaluation["loss"]}
-  for policy, m in evaluation["metrics"].items():
-    scalars[f"eval/war_{policy}"] = m["war"]
-    scalars[f"eval/uar_{policy}"] = m["uar"]
+  scalars = {"eval/loss": evaluation.loss}
+  for policy, m in evaluation.metrics.items():
+    scalars[f"eval/war_{policy}"] = m.war
+    scalars[f"eval/uar_{policy}"] = m.uar
   writer.write_scalars(step, scalars)
