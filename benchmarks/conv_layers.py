@@ -47,9 +47,10 @@ def main() -> None:
   import torch
 
   from videmo.bench import runner
-  from videmo.ops import host_memory, onednn_conv
+  from videmo import process_setup
+  from videmo.ops import onednn_conv
 
-  host_memory.reuse_freed_buffers()  # as `videmo bench` runs (before JAX starts its threads)
+  process_setup.reuse_freed_buffers()  # as `videmo bench` runs (before JAX starts its threads)
   torch.set_num_threads(os.cpu_count() or 1)
   print(f"# {runner.machine()['description']}; jax {jax.__version__}, torch {torch.__version__}; "
         f"{args.frames} frames at {args.size}x{args.size}, width / {args.width_divisor}")

@@ -95,8 +95,22 @@ def test_a_loader_process_gets_an_empty_cache_with_its_share_of_the_budget(tiny_
   cached[0]
   copy = pickle.loads(pickle.dumps(cached))
   assert len(copy._records) == 0 and copy.cache.used == 0 and copy.cache.budget == cached.cache.budget
+  budget = cached.cache.budget
   share = cached.for_workers(4)
-  assert share.cache.budget == cached.cache.budget // 4 and len(share._records) == 0
+  assert share.cache.budget == (budget - cached.cache.used) // 5 and len(share._records) == 0
+
+
+def test_the_main_process_and_its_workers_together_stay_within_the_budget(tiny_train):
+  cache = decoded_cache.DecodedCache(64)
+  train, validation = decoded_cache.CachedSource(tiny_train, cache), decoded_cache.CachedSource(tiny_train, cache)
+  validation[0]  # the main process holds a record already
+  workers = 3
+  shares = train.for_workers(workers)
+  assert shares.cache.budget > 0 and cache.budget - cache.used >= shares.cache.budget  # the main process keeps a share
+  assert cache.budget + workers * shares.cache.budget <= 64 * decoded_cache.MB
+  again = train.for_workers(workers)  # a second loader (e.g. a restarted stream) splits what is left again
+  assert cache.budget + workers * (shares.cache.budget + again.cache.budget) <= 64 * decoded_cache.MB
+  assert decoded_cache.CachedSource(tiny_train, decoded_cache.DecodedCache(0)).for_workers(2).cache.budget == 0
 
 
 def test_loader_processes_give_the_same_batches_with_the_cache(tiny_train):

@@ -1,4 +1,5 @@
-"""`videmo eval`: evaluate a checkpoint on a split (videmo/train/evaluate.py) and, with --report,
+"""`videmo eval`: evaluate a checkpoint on a split (`experiment.evaluate_saved`, scoring in
+videmo/train/evaluation.py) and, with --report,
 draw every clip of it (videmo/predict/split_report.py).
 
     videmo eval --config=configs/synthemo.py --checkpoint=runs/synthemo [--split=validation] [--report=DIR]
@@ -10,24 +11,24 @@ from __future__ import annotations
 
 import sys
 
-from videmo.ops import host_memory
+from videmo import process_setup
 from videmo.train import cli
 
 
 def main(argv: list[str]) -> int:
   args = cli.parse_command_line("videmo eval", argv, ("checkpoint",))
   cli.setup_logging(args.log_level)
-  host_memory.reuse_freed_buffers()
+  process_setup.reuse_freed_buffers()
   import jax
 
-  from videmo.train import evaluate
+  from videmo.train import experiment
 
   config = args.config
   if args.split:
     with config.unlocked():
       config.eval_split = args.split
   try:
-    evaluation = evaluate.evaluate_checkpoint(config, args.checkpoint)
+    evaluation = experiment.evaluate_saved(config, args.checkpoint)
   except (ValueError, FileNotFoundError) as err:
     print(f"videmo eval: {err}", file=sys.stderr)
     return 1

@@ -66,15 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     value = getattr(args, name)
     if value is not None and value < 1:
       parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-  from videmo.train.cli import parse_command_line, setup_logging, use_fast_cpu_xla_flags
+  from videmo import process_setup
+  from videmo.train.cli import parse_command_line
 
   if args.xla_flags:
     _add_xla_flags(args.xla_flags)
   else:
-    use_fast_cpu_xla_flags()  # what `videmo train` runs with, unless XLA_FLAGS is set
-  from videmo.ops import host_memory
-
-  host_memory.reuse_freed_buffers()  # as `videmo train` does
+    process_setup.use_fast_cpu_xla_flags()  # what `videmo train` runs with, unless XLA_FLAGS is set
+  process_setup.reuse_freed_buffers()  # as `videmo train` does
 
   from videmo.bench import peaks
 
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as err:
     parser.error(str(err))
   parsed = parse_command_line("videmo bench", rest, ())
-  setup_logging(parsed.log_level)
+  process_setup.setup_logging(parsed.log_level)
   config = parsed.config
   config_name = next((a.split("=", 1)[1] if "=" in a else rest[i + 1]) for i, a in enumerate(rest)
                      if a == "--config" or a.startswith("--config="))

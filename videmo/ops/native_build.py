@@ -103,7 +103,7 @@ def build(prefix: Path, compiler: str, output: Path) -> None:
   os.close(fd)
   command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC",
              f"-I{jax.ffi.include_dir()}", f"-I{prefix / 'include'}", str(SOURCE),
-             f"-L{prefix / 'lib'}", "-l:libdnnl.so.3", f"-Wl,-rpath,{prefix / 'lib'}", "-o", temporary]
+             f"-L{prefix / 'lib'}", "-l:libdnnl.so.3", "-lgomp", f"-Wl,-rpath,{prefix / 'lib'}", "-o", temporary]
   try:
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode:

@@ -10,11 +10,16 @@
 //
 // oneDNN picks its own blocked layout for the weights (format "any"); the primitive, that
 // layout and the reorder between it and HWIO are made once per shape and kept in a cache.
+// oneDNN fixes a primitive's thread count when it makes it (with OpenMP, omp_get_max_threads()
+// of the creating thread: its kernels partition the work for that many), so the cache is keyed
+// by the calling thread's omp_get_max_threads() too: a caller with another OpenMP thread count
+// (OMP_NUM_THREADS, omp_set_num_threads) gets a primitive made for its own.
 // Primitives run with a user-provided scratchpad, so one primitive may run on several threads
 // at once (XLA runs the shards of a data-parallel step concurrently).
 //
 // VidemoConvSupported asks, for one shape, dtype and direction, whether oneDNN can make the
-// primitive on this machine (it makes and keeps it, so the run finds it ready); Python asks it
+// primitive on this machine (it makes and keeps it, so a run with the same thread count finds it
+// ready); Python asks it
 // at trace time (videmo/ops/onednn_conv.py) and sends what oneDNN refuses, e.g. bfloat16 on a
 // CPU without AVX512-BF16 or AMX, to XLA's convolution instead of failing inside the step.
 //
@@ -31,6 +36,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
@@ -50,12 +57,13 @@ struct Shape {
   memory::data_type type;
 };
 
-using Key = std::array<int64_t, 17>;
+// The shape, dtype and direction, and the OpenMP thread count the primitive is made for.
+using Key = std::array<int64_t, 18>;
 
-Key MakeKey(const Shape& s, Kind kind) {
+Key MakeKey(const Shape& s, Kind kind, int threads) {
   return {s.n, s.h, s.w, s.ci, s.kh, s.kw, s.co, s.oh, s.ow, s.stride_h, s.stride_w,
           s.pad_top, s.pad_bottom, s.pad_left, s.pad_right,
-          static_cast<int64_t>(s.type), static_cast<int64_t>(kind)};
+          static_cast<int64_t>(s.type), static_cast<int64_t>(kind), threads};
 }
 
 dnnl::engine& Engine() {
@@ -142,12 +150,14 @@ std::unique_ptr<Plan> MakePlan(const Shape& s, Kind kind) {
   return plan;
 }
 
-// Plans are made once per (shape, direction) and never freed: a model has a handful of shapes.
+std::mutex plans_mutex;
+std::map<Key, std::unique_ptr<Plan>> plans;
+
+// Plans are made once per (shape, direction, thread count) and never freed: a model has a
+// handful of shapes, and a process one or two thread counts.
 const Plan& GetPlan(const Shape& s, Kind kind) {
-  static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Plan>> plans;
-  Key key = MakeKey(s, kind);
-  std::lock_guard<std::mutex> lock(mutex);
+  Key key = MakeKey(s, kind, omp_get_max_threads());
+  std::lock_guard<std::mutex> lock(plans_mutex);
   auto found = plans.find(key);
   if (found != plans.end()) return *found->second;
   auto inserted = plans.emplace(key, MakePlan(s, kind));
@@ -323,6 +333,12 @@ extern "C" int VidemoConvSupported(const int64_t* dims, int bf16, int kind, char
     std::snprintf(message, static_cast<size_t>(message_size), "%s", reason.c_str());
   }
   return 0;
+}
+
+// How many plans (primitives) the cache holds: tests check that a new thread count makes new ones.
+extern "C" int64_t VidemoPlanCount() {
+  std::lock_guard<std::mutex> lock(plans_mutex);
+  return static_cast<int64_t>(plans.size());
 }
 
 // The instruction set oneDNN dispatches to here (a dnnl_cpu_isa_t: the CPU's, or less where

@@ -1,4 +1,4 @@
-"""A sweep's results: every run's metrics.json gathered into tables (CSV, Markdown) and a figure.
+"""A sweep's results: every run's final metrics gathered into tables (CSV, Markdown) and a figure.
 
     WORKDIR/runs.csv      one line per finished run: row, seed, WAR, UAR, per-class recall,
                           top frame in window, wall time
@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from videmo.sweep.plan import METRICS_FILE, RUN_RECORD, Plan, Run
+from videmo.sweep.plan import RUN_RECORD, Plan, Run
+from videmo.train import run_dir
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (1..10); 1.96 beyond.
 _T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
@@ -37,7 +38,7 @@ def read_run(run: Run) -> dict | None:
   """A finished run's numbers (None if it has not finished)."""
   if not run.finished():
     return None
-  metrics = json.loads((run.workdir / METRICS_FILE).read_text())
+  metrics = run_dir.read_metrics(run.workdir)
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
   seconds = None
@@ -151,15 +152,21 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
 
 
 def plot(summaries: Sequence[dict], records: Sequence[dict], path: Path, chance: float | None = None) -> None:
-  """WAR per row: a bar at the mean, one standard deviation either side, a dot per seed."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  """WAR per row: a bar at the mean, one standard deviation either side, a dot per seed.
+
+  Drawn on a matplotlib Figure with its own Agg canvas, not through pyplot: no backend is
+  chosen and no global figure is kept, so the process's matplotlib state is left as it was.
+  """
+  from matplotlib import colormaps
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
 
   shown = [s for s in summaries if s["war_n"]]
   groups = list(dict.fromkeys(s["group"] for s in shown))
-  colours = plt.get_cmap("tab10")
-  fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(shown) + 1.4))
+  colours = colormaps["tab10"]
+  fig = Figure(figsize=(7.5, 0.42 * len(shown) + 1.4))
+  FigureCanvasAgg(fig)
+  ax = fig.subplots()
   for i, s in enumerate(shown):
     colour = colours(groups.index(s["group"]) % 10)
     std = s["war_std"] if s["war_n"] > 1 else 0.0
@@ -176,7 +183,6 @@ def plot(summaries: Sequence[dict], records: Sequence[dict], path: Path, chance:
     ax.legend(loc="lower right", fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
-  plt.close(fig)
 
 
 def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:

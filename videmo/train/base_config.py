@@ -57,7 +57,7 @@ def _base(hardware: str) -> ml_collections.ConfigDict:
       mirror=True,                   # random horizontal mirror, one per clip
       vertical_flip=False,           # random upside-down flip (the paper's "flipping" could mean this)
       workers=2,                     # loader processes (0 = in the training process)
-      decoded_cache_mb=2048,         # decoded records kept in memory per process, so later epochs decode nothing (0 = off)
+      decoded_cache_mb=2048,         # MiB of decoded records kept in memory, main process and loader workers together, so later epochs decode nothing (0 = off)
       eval_num_frames=0,             # 0 = every frame of the clip; else that many evenly spaced
       eval_buckets=(16, 32, 64, 128, 256),  # padded clip lengths in evaluation (longer clips: multiples of the largest)
   ))

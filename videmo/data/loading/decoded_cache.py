@@ -12,9 +12,11 @@ with and without the cache, to the bit. Reads of a split's labels and face flags
 (`pipeline.eval_clips`, `split_labels`) go through `peek`, which neither decodes nor keeps, so
 the budget goes to the records training and evaluation read first.
 
-The budget (`config.input.decoded_cache_mb`) is per process and shared by the splits opened
-with one cache. With loader processes (`input.workers` > 0) each worker keeps its own cache, so
-the training pipeline gives each worker budget / workers (`for_workers`).
+The budget (`config.input.decoded_cache_mb`) is shared by the splits opened with one cache and
+bounds the whole run: the main process and its loader processes together. With loader
+processes (`input.workers` > 0) each worker keeps its own cache, so the training pipeline splits
+what is left of the budget into workers + 1 equal shares (`for_workers`): one per worker, and
+one the main process keeps for what it reads itself (the evaluation split).
 """
 
 from __future__ import annotations
@@ -60,6 +62,17 @@ class DecodedCache:
         return False
       self.used += nbytes
       return True
+
+  def split_off(self, shares: int) -> int:
+    """Hand `shares` equal parts of what is left of the budget to other processes: this cache
+    keeps one more such part (plus what it already holds) and its budget shrinks by the rest.
+    Returns one part's size in bytes; the total over this process and the others stays the budget."""
+    if shares < 1:
+      raise ValueError(f"shares must be >= 1, got {shares}")
+    with self._lock:
+      part = max(0, self.budget - self.used) // (shares + 1)
+      self.budget -= shares * part
+      return part
 
   def __getstate__(self):  # a copy sent to a loader process starts empty, with the same budget
     return dict(budget=self.budget)
@@ -116,8 +129,10 @@ class CachedSource:
     return self._records.get(index) or self.source[index]
 
   def for_workers(self, workers: int) -> "CachedSource":
-    """An empty copy for `workers` loader processes, each with budget / workers."""
-    return CachedSource(self.source, DecodedCache(self.cache.budget / MB / max(1, workers)))
+    """An empty copy for `workers` loader processes, each with one share of what is left of the
+    budget; this process's cache keeps one share too (`DecodedCache.split_off`), so the main
+    process and the workers together stay within the budget."""
+    return CachedSource(self.source, DecodedCache(self.cache.split_off(max(1, workers)) / MB))
 
   def __getstate__(self):  # what a loader process receives: the source and an empty cache
     return dict(source=self.source, cache=self.cache)

@@ -143,12 +143,29 @@ def train_batches(source: Any, *, batch_size: int, num_frames: int, crop_size: i
 
 
 def _absl_flags_for_grain() -> None:
-  """grain's worker processes read absl's global flags, which only an absl app parses; mark
-  them parsed (at their defaults) so workers also start from a plain script or `videmo train`."""
+  """Make grain's own absl flags readable at their defaults: the one process-wide change the
+  library makes, and only when a loader with worker processes is built.
+
+  Why: starting `mp_prefetch` workers, grain (0.2.18) reads its absl flag
+  --grain_enable_multiprocess_worker_profiling through `FLAGS.<name>`, which raises
+  UnparsedFlagAccessError unless absl's flags were parsed, i.e. unless the process is an absl
+  app. `videmo train`, plain scripts and notebooks are not. grain offers no way around it:
+  `grain.config.update` covers other flags and setting a value does not make it readable, and no
+  environment variable switches the read off.
+
+  What: each unparsed `grain_*` flag is marked present, as grain itself does for its debug flags
+  in its worker processes (process_prefetch._parse_debug_flags); the values stay the defaults.
+  Nothing else changes: absl's flags are not marked parsed (an absl app that parses its command
+  line later still does, --grain_* flags included), and no other library's flags become
+  readable. Does nothing once the flags are parsed.
+  """
   from absl import flags
 
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()
+  if flags.FLAGS.is_parsed():
+    return
+  for name in list(flags.FLAGS):
+    if name.startswith("grain_"):
+      flags.FLAGS[name].present = True
 
 
 def bucket_length(length: int, buckets: Sequence[int]) -> int:

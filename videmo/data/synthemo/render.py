@@ -321,15 +321,27 @@ def encode_png(mask: np.ndarray) -> bytes:
   return buffer.getvalue()
 
 
+def render_job(job: ClipJob) -> dict[str, Any]:
+  """The arrays of the clip `job` describes, before encoding: generate_clip's dict (frames
+  [F, S, S, 3] uint8, intensity [F] float32, region_mask [F, S, S] bool, label, window, apex,
+  num_frames, source). tests/test_synthemo_fingerprint.py pins these for every builder config."""
+  return generate_clip(job.seed, job.split, job.index, job.label, job.size, job.min_frames, job.max_frames,
+                       expressions=job.expression_set, window_share=job.window_share)
+
+
+def clip_key(job: ClipJob) -> str:
+  """The stored clip's key and clip_id, e.g. 'train-000012'."""
+  return f"{job.split}-{job.index:06d}"
+
+
 def encode_clip(job: ClipJob) -> tuple[str, dict[str, Any]]:
   """Renders and encodes one clip into the synthemo builder's (key, example) pair.
 
   Frames become JPEG bytes (fixed quality) and masks PNG bytes, so TFDS never needs
   TensorFlow to encode them; see the builder for the fields.
   """
-  clip = generate_clip(job.seed, job.split, job.index, job.label, job.size, job.min_frames, job.max_frames,
-                       expressions=job.expression_set, window_share=job.window_share)
-  key = f"{job.split}-{job.index:06d}"
+  clip = render_job(job)
+  key = clip_key(job)
   example = {
       "frames": [encode_jpeg(frame, job.jpeg_quality) for frame in clip["frames"]],
       "label": job.label,

@@ -144,16 +144,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # nothing to download
     config = self.builder_config
-    return {"train": self._generate_examples("train", config.num_train),
-            "validation": self._generate_examples("validation", config.num_validation)}
+    return {split: self._generate_examples(split) for split in ("train", "validation")}
 
-  def _generate_examples(self, split: str, num_clips: int) -> Iterator[tuple[str, dict[str, Any]]]:
+  def _generate_examples(self, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
-    labels = render.split_labels(config.seed, split, num_clips)
-    jobs = [render.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
-                           config.max_frames, expression_set=config.expression_set,
-                           window_share=(config.window_min, config.window_max))
-            for i in range(num_clips)]
+    jobs = clip_jobs(config, split)
+    num_clips = len(jobs)
     workers = min(self._workers, max(1, num_clips))
     bar = dict(total=num_clips, desc=f"synthemo/{config.name} {split}: rendering", unit=" clips")
     if workers > 1 and not _spawn_can_start():
@@ -166,6 +162,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     # 'spawn': fresh interpreters, safe next to JAX or threads in the parent; imap keeps job order.
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
       yield from tqdm(pool.imap(render.encode_clip, jobs, chunksize=2), **bar)
+
+
+def clip_jobs(config: SynthEmoConfig, split: str) -> list[render.ClipJob]:
+  """Every clip of `split` ('train' or 'validation') that the builder renders for `config`, in
+  order: its seed, index, label (balanced, shuffled by the seed), size, frame range, expression
+  set and window share."""
+  num_clips = {"train": config.num_train, "validation": config.num_validation}[split]
+  labels = render.split_labels(config.seed, split, num_clips)
+  return [render.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
+                         config.max_frames, expression_set=config.expression_set,
+                         window_share=(config.window_min, config.window_max))
+          for i in range(num_clips)]
 
 
 def _spawn_can_start() -> bool:
