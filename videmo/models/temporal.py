@@ -3,14 +3,21 @@
 Every pooling takes a frame mask [B, F] (bool, True = a real frame) and returns
 `(log_p_class [B, E], p_frame [B, F])`: log p(c|S) and a frame importance that sums to 1 over
 the real frames and is exactly 0 on masked ones. A clip with no real frame (all padding) gets
-the uniform log p(c|S) = −log E and zero importance, with finite gradients: masks select
-(`where`), they never multiply, so no NaN or inf is ever formed.
+the uniform log p(c|S) = −log E and zero importance. Whatever the padded frames hold (±1e4,
+inf, NaN), outputs and gradients are finite and the gradient is exactly 0 on them: masks
+select (`where`), never multiply, and each pooling first replaces the padded entries by 0
+before any exp, log or division ("double where": the gradient of the untaken branch of a
+`where` is 0 only if that branch computed nothing non-finite).
 
 * `softmax_pooling` (the paper, Eq. 5): p(c, f|S) = exp(o_fc/τ) / Σ_{f',c'} exp(o_f'c'/τ)
   over real frames; p(c|S) = Σ_f p(c, f|S), p(f|S) = Σ_c p(c, f|S). In logs,
-  log p(c|S) = lse_f(o_fc/τ) − lse_{f,c}(o_fc/τ): a softmax over classes of the pooled score
-  s_c = τ·lse_f(o_fc/τ), which tends to max_f o_fc as τ → 0 and to mean_f o_fc + τ·log F as
-  τ → ∞ (tests/test_temporal.py checks both); softmax pooling generalises max and average pooling.
+  log p(c|S) = lse_f(o_fc/τ) − lse_{f,c}(o_fc/τ): a softmax over classes of s_c/τ, where
+  s_c = τ·lse_f(o_fc/τ) is the pooled score, which tends to max_f o_fc as τ → 0 and to
+  mean_f o_fc + τ·log F as τ → ∞ (tests/test_temporal.py checks both); softmax pooling
+  generalises max and average pooling. In the model the scores come from a linear layer with
+  a bias, o = W·v + b, so pooling at τ with (W, b) is pooling at τ = 1 with (W/τ, b/τ): τ
+  changes the classifier's initial scale and its effective learning rate, not the set of
+  models the network can represent (tests/test_temporal.py checks it).
 * `average_pooling`: log_softmax of the mean frame score; p(f) uniform. Two model poolings use
   it: 'average' (the paper's VGG+AVG, trained frame by frame with eq. 7's loss, see
   videmo/train/losses.py) and 'mean_score' (the same prediction trained with the clip's
@@ -51,6 +58,12 @@ def _masked(scores: jnp.ndarray, mask: jnp.ndarray, fill: float) -> jnp.ndarray:
   return jnp.where(mask[..., None], scores, fill)
 
 
+def _clean(scores: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """scores [B, F, ...] as float32 or wider, 0 on masked frames: the inner `where` of the double
+  where, so that no exp, log or division ever sees what padding holds."""
+  return jnp.where(mask.reshape(mask.shape + (1,) * (scores.ndim - 2)), at_least_float32(scores), 0.0)
+
+
 def _computable(mask: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(has_frame [B], the mask with a clip of no real frame treated as all real [B, F]): the
   computation runs on finite numbers everywhere and the empty clips' results are then replaced."""
@@ -79,7 +92,7 @@ def softmax_pooling(scores: jnp.ndarray, mask: jnp.ndarray,
   if temperature <= 0:
     raise ValueError(f"temperature must be > 0, got {temperature}")
   has_frame, computable = _computable(mask)
-  z = _masked(at_least_float32(scores) / temperature, computable, -jnp.inf)
+  z = _masked(_clean(scores, mask) / temperature, computable, -jnp.inf)
   b, f, e = z.shape
   log_joint = z - jax.nn.logsumexp(z.reshape(b, f * e), axis=-1)[:, None, None]  # log p(c, f|S)
   log_p_class = _uniform_where_empty(jax.nn.logsumexp(log_joint, axis=1), has_frame)
@@ -97,7 +110,7 @@ def average_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray
   """Average pooling of frame scores before the softmax: [B, F, E], [B, F] -> ([B, E], [B, F])."""
   mask = check_mask(scores, mask)
   weights = _uniform_importance(mask)
-  mean = jnp.einsum("bf,bfe->be", weights, _masked(at_least_float32(scores), mask, 0.0))
+  mean = jnp.einsum("bf,bfe->be", weights, _clean(scores, mask))
   return jax.nn.log_softmax(mean, axis=-1), weights
 
 
@@ -105,7 +118,7 @@ def max_pooling(scores: jnp.ndarray, mask: jnp.ndarray) -> tuple[jnp.ndarray, jn
   """Max pooling of frame scores per class: [B, F, E], [B, F] -> ([B, E], [B, F])."""
   mask = check_mask(scores, mask)
   has_frame, computable = _computable(mask)
-  z = _masked(at_least_float32(scores), computable, -jnp.inf)
+  z = _masked(_clean(scores, mask), computable, -jnp.inf)
   log_p_class = _uniform_where_empty(jax.nn.log_softmax(jnp.max(z, axis=1), axis=-1), has_frame)
   argmax = jax.nn.one_hot(jnp.argmax(z, axis=1), z.shape[1], axis=1)  # [B, F, E]
   p_frame = jnp.einsum("bfe,be->bf", argmax, jnp.exp(jax.lax.stop_gradient(log_p_class)))
@@ -145,6 +158,7 @@ class LSTMPooling(nn.Module):
     if self.hidden < 1:
       raise ValueError(f"lstm hidden size must be >= 1, got {self.hidden}")
     b = features.shape[0]
+    features = jnp.where(mask[..., None], features, jnp.zeros((), features.dtype))  # padding never enters the cell
     cell = nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, name="cell")
     carry = cell.initialize_carry(jax.random.key(0), (b, features.shape[-1]))
 
