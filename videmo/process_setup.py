@@ -1,4 +1,5 @@
-"""Process set-up for videmo's commands: console logging, XLA:CPU's flags and glibc's malloc.
+"""Process set-up for videmo's commands: console logging, XLA:CPU's flags, glibc's malloc, and
+the persistent compilation cache of the runs a sweep starts.
 
 Everything here changes the whole process, so only entry points call it, before JAX starts its
 backend and threads: `videmo train` (videmo/train/cli.py), `videmo eval` (videmo/eval_command.py)
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import hashlib
+import platform
 import importlib.util
 import logging
 import os
@@ -141,3 +144,49 @@ def reuse_freed_buffers() -> bool:
   if not done:
     log.warning("could not tune malloc for XLA:CPU's buffers (mallopt refused); steps may run slower")
   return done
+
+
+# ----------------------------------------------------------------------------- compilation cache
+
+def host_fingerprint() -> str:
+  """A short name for this kind of host: the machine type and the CPU's feature flags.
+
+  XLA:CPU compiles for the CPU it runs on (AVX-512 code does not run on an AVX2 CPU), and JAX's
+  cache key names the platform but not the CPU's features, so a cache shared by several kinds
+  of machine (a home folder on a network disk) keeps one folder per kind.
+  """
+  flags = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = next((line.split(":", 1)[1] for line in f if line.startswith(("flags", "Features"))), "")
+  except OSError:
+    pass
+  text = " ".join([platform.machine(), platform.system(), *sorted(flags.split())])
+  return f"{platform.machine()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+  """Where a sweep's runs share compiled programs: JAX's own option JAX_COMPILATION_CACHE_DIR if
+  set, else $VIDEMO_CACHE_DIR/xla (default ~/.cache/videmo/xla); one folder per host kind below it."""
+  environ = os.environ if environ is None else environ
+  root = environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
+      environ.get("VIDEMO_CACHE_DIR") or os.path.join(
+          environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "videmo"), "xla")
+  return os.path.join(root, host_fingerprint())
+
+
+def with_compilation_cache(environ: Mapping[str, str], enabled: bool = True) -> dict[str, str]:
+  """The environment of a child `videmo train` with JAX's persistent compilation cache on (in
+  `compilation_cache_dir`, every program cached however short its compile) or off.
+
+  JAX keys each entry on the program, its compile options, the XLA flags, the platform and
+  jax/jaxlib's versions, and writes entries atomically, so processes share one folder safely;
+  a run that finds its programs there skips XLA's compiler and computes the same bits.
+  """
+  env = dict(environ)
+  if not enabled:
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    return env
+  env["JAX_COMPILATION_CACHE_DIR"] = compilation_cache_dir(environ)
+  env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  return env

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-2 (default: the plan's SEEDS, or 0)")
   parser.add_argument("--rows", help="only these rows (comma-separated names)")
   parser.add_argument("--parallel", type=int, default=1, help="run: runs at a time (default 1)")
+  parser.add_argument("--no-compilation-cache", action="store_true",
+                      help="run: do not share compiled programs between runs (default: JAX's persistent cache "
+                           "in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/videmo/xla, one folder per host kind)")
   parser.add_argument("--index", type=int, help="run: only run number INDEX (0-based, `list` order)")
   parser.add_argument("--cpus", type=int, default=8, help="slurm: CPUs per task")
   parser.add_argument("--sbatch", action="append", default=[], help="slurm: an extra '#SBATCH ...' line")
@@ -90,7 +93,8 @@ def main(argv: list[str]) -> int:
   failed = 0
   if args.action == "run":
     try:
-      failed = execute.run_local([runs[args.index]] if args.index is not None else runs, args.parallel)
+      failed = execute.run_local([runs[args.index]] if args.index is not None else runs, args.parallel,
+                                 compilation_cache=not args.no_compilation_cache)
     except ValueError as err:
       print(f"videmo sweep: {err}", file=sys.stderr)
       return 2

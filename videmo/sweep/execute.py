@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from videmo import process_setup
 from videmo.sweep.plan import RUN_RECORD, Run
 from videmo.train import run_dir
 
@@ -39,9 +40,9 @@ def train_command(run: Run) -> list[str]:
   return [sys.executable, "-m", "videmo.main", "train", *run.command_args()]
 
 
-def _start(run: Run, threads: int | None) -> tuple[subprocess.Popen, float]:
+def _start(run: Run, threads: int | None, compilation_cache: bool) -> tuple[subprocess.Popen, float]:
   run.workdir.mkdir(parents=True, exist_ok=True)
-  env = dict(os.environ)
+  env = process_setup.with_compilation_cache(os.environ, compilation_cache)
   if threads:
     env.setdefault("OMP_NUM_THREADS", str(threads))
   log = open(run.workdir / "train.log", "a")
@@ -84,13 +85,19 @@ def _last_line(run: Run) -> str:
     return ""
 
 
-def run_local(runs: Sequence[Run], parallel: int = 1) -> int:
-  """Runs every unfinished run, `parallel` at a time. Returns the number of runs that failed."""
+def run_local(runs: Sequence[Run], parallel: int = 1, compilation_cache: bool = True) -> int:
+  """Runs every unfinished run, `parallel` at a time. Returns the number of runs that failed.
+
+  compilation_cache: the runs share JAX's persistent compilation cache
+  (`process_setup.compilation_cache_dir`), so a run whose programs a neighbour has compiled
+  (the same shapes: every seed of a row, most rows of a table) does not compile them again.
+  """
   if parallel < 1:
     raise ValueError(f"--parallel must be >= 1, got {parallel}")
   todo = [run for run in runs if not run.finished()]
   print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} finished already, {len(todo)} to run, "
-        f"{parallel} at a time on {cpu_name()}", flush=True)
+        f"{parallel} at a time on {cpu_name()}; compilation cache: "
+        f"{process_setup.compilation_cache_dir() if compilation_cache else 'off'}", flush=True)
   threads = max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
   running: dict[Run, tuple[subprocess.Popen, float]] = {}
   failed, done = 0, len(runs) - len(todo)
@@ -105,7 +112,7 @@ def run_local(runs: Sequence[Run], parallel: int = 1) -> int:
           continue
         todo.remove(run)
         busy.add(run.pretrain_dir)
-        running[run] = _start(run, threads)
+        running[run] = _start(run, threads, compilation_cache)
         print(f"  start  {run.label}  ({run.workdir})", flush=True)
       time.sleep(0.5)
       for run, (process, started) in list(running.items()):
