@@ -94,6 +94,9 @@ def test_sweep_table_and_figure(swept):
   assert results["TP"]["frame_by_importance"] != "nan" and results["AVG"]["frame_by_importance"] == "nan"
   text = (workdir / "results.md").read_text()
   assert "| Table 1 | TP | 46.4 |" in text and "TP ≥ AVG" in text and "Per-class recall" in text
+  # the comparison carries the clips' bootstrap interval beside the seeds' (per-clip records exist)
+  line = next(line for line in text.splitlines() if line.startswith("| TP ≥ AVG"))
+  assert line.count("…") == 2 and "Holm p" in text
   image = Image.open(workdir / "results.png")
   assert image.size[0] > 300 and image.size[1] > 100
   assert np.asarray(image.convert("L")).std() > 10  # something is drawn
@@ -102,7 +105,9 @@ def test_sweep_table_and_figure(swept):
 def test_finished_runs_are_skipped(swept, capsys):
   plan, workdir, _ = swept
   assert main(["sweep", "run", f"--plan={plan}", f"--workdir={workdir}"]) == 0
-  assert "4 finished already, 0 to run" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "4 finished already, 0 to run" in out
+  assert "| TP ≥ AVG | 2 |" in out and "Holm p" in out  # the table prints its comparisons
 
 
 def test_killed_run_resumes_from_its_checkpoint(swept, tmp_path, capsys):
@@ -125,14 +130,18 @@ def test_slurm_scripts(swept):
   assert "--dependency=afterok" in (workdir / "slurm" / "submit.sh").read_text()
 
 
-def test_comparison_verdicts():
-  records = [dict(row=r, seed=s, war=w) for r, s, w in
+def test_comparison_verdicts_follow_the_holm_adjusted_p():
+  records = [dict(row=r, seed=s, war=w, correct=None) for r, s, w in
              [("A", 0, 0.80), ("A", 1, 0.82), ("A", 2, 0.81), ("B", 0, 0.70), ("B", 1, 0.71), ("B", 2, 0.69),
               ("C", 0, 0.90), ("C", 1, 0.60), ("C", 2, 0.75)]]
-  assert collect.compare(records, "A", "B")["verdict"] == "holds"
-  assert collect.compare(records, "B", "A")["verdict"] == "reversed"
-  assert collect.compare(records, "A", "C")["verdict"] == "not resolved"
-  assert collect.compare(records, "A", "B")["mean"] == pytest.approx(0.11)
+  plan = plan_lib.Plan(rows=(), seeds=(0, 1, 2), comparisons=(("A", "B"), ("B", "A"), ("A", "C")))
+  found = collect.comparisons(plan, records)
+  assert [c["verdict"] for c in found] == ["holds", "reversed", "not resolved"]
+  assert found[0]["t"].mean == pytest.approx(0.11)
+  assert found[0]["holm_p"] == pytest.approx(min(1.0, 3 * found[0]["t"].p))  # the smallest of 3 p-values
+  assert found[2]["clips"] is None and found[2]["needed"] > 3
+  lines = collect.comparison_table(found)
+  assert "Holm p" in lines[0] and "| A ≥ C | 3 | 2 of 3 |" in lines[4] and lines[4].rstrip(" |").endswith(str(found[2]["needed"]))
 
 
 def test_grid_plan_and_bad_input(tmp_path, capsys):

@@ -101,6 +101,8 @@ def main(argv: list[str]) -> int:
     if args.index is not None:
       return 1 if failed else 0
   written = collect.write_tables(plan, runs, args.workdir)
+  if written["comparisons"]:
+    print("\n".join(written["comparisons"]))
   print(f"{written['finished']} of {written['total']} runs finished; wrote "
         + ", ".join(str(p) for p in written["files"]))
   return 1 if failed else 0

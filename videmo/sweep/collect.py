@@ -8,9 +8,12 @@
                           a dot per seed
 
 Spread is the sample standard deviation over seeds (n - 1). A comparison "A >= B" pairs the runs
-of A and B by seed and reports the mean difference with its 95% confidence interval (Student's t
-over the paired differences); it "holds" when the whole interval is above 0, is "reversed" when
-it is below 0, and is "not resolved" otherwise.
+of A and B by seed and reports the mean difference with its 95% interval (Student's t, exact
+quantile), its p-value, the p-value Holm-adjusted over the page's comparisons, the interval a
+bootstrap over the validation clips gives, and for a comparison not resolved the number of
+seeds the measured effect and spread would need (videmo/sweep/statistics.py). It "holds" when
+the adjusted p is below 0.05 and A is ahead, is "reversed" when B is, and is "not resolved"
+otherwise.
 """
 
 from __future__ import annotations
@@ -23,15 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
+from videmo.sweep import statistics
 from videmo.sweep.plan import RUN_RECORD, Plan, Run
 from videmo.train import run_dir
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom (1..10); 1.96 beyond.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
-
-
-def _t95(df: int) -> float:
-  return _T95[df - 1] if df <= len(_T95) else 1.96
 
 
 def read_run(run: Run) -> dict | None:
@@ -47,7 +44,16 @@ def read_run(run: Run) -> dict | None:
   return dict(row=run.row.name, seed=run.seed, war=headline["war"], uar=headline["uar"],
               recall=headline["per_class_recall"], classes=metrics["classes"], step=metrics["step"],
               frame_by_importance=window.get("by_importance"), frame_by_evidence=window.get("by_evidence"),
-              frame_chance=window.get("chance"), seconds=seconds)
+              frame_chance=window.get("chance"), seconds=seconds,
+              correct=_correct(metrics))
+
+
+def _correct(metrics: dict) -> np.ndarray | None:
+  """[K] bool: the run got listed clip k right (a clip without a face counts wrong); None for
+  records written before clips were recorded."""
+  if "clip_labels" not in metrics:
+    return None
+  return np.asarray(metrics["clip_predictions"]) == np.asarray(metrics["clip_labels"])
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
@@ -81,19 +87,45 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
 
 
 def compare(records: Sequence[dict], better: str, worse: str) -> dict:
-  """Paired-by-seed WAR difference better - worse: mean, 95% interval, seeds where better >= worse, verdict."""
-  a = {r["seed"]: r["war"] for r in records if r["row"] == better}
-  b = {r["seed"]: r["war"] for r in records if r["row"] == worse}
+  """Paired-by-seed WAR difference better - worse: the paired t result, seeds where better >=
+  worse, the clip-bootstrap interval (None without per-clip records) and the seeds needed."""
+  a = {r["seed"]: r for r in records if r["row"] == better}
+  b = {r["seed"]: r for r in records if r["row"] == worse}
   seeds = sorted(set(a) & set(b))
-  diffs = np.array([a[s] - b[s] for s in seeds])
-  out = dict(better=better, worse=worse, seeds=len(seeds), wins=int(np.sum(diffs >= 0)) if len(seeds) else 0)
-  if len(seeds) < 2:
-    return dict(out, mean=float(diffs.mean()) if len(seeds) else float("nan"), low=float("nan"),
-                high=float("nan"), verdict="not resolved (fewer than 2 seeds)")
-  half = _t95(len(seeds) - 1) * diffs.std(ddof=1) / math.sqrt(len(seeds))
-  mean = float(diffs.mean())
-  verdict = "holds" if mean - half > 0 else "reversed" if mean + half < 0 else "not resolved"
-  return dict(out, mean=mean, low=mean - half, high=mean + half, verdict=verdict)
+  diffs = [a[s]["war"] - b[s]["war"] for s in seeds]
+  result = statistics.paired_t(diffs)
+  clips = None
+  if seeds and all(a[s]["correct"] is not None and b[s]["correct"] is not None for s in seeds):
+    clips = statistics.clip_bootstrap(np.stack([a[s]["correct"] for s in seeds]),
+                                      np.stack([b[s]["correct"] for s in seeds]))
+  return dict(better=better, worse=worse, seeds=len(seeds), wins=int(np.sum(np.asarray(diffs) >= 0)),
+              t=result, clips=clips, needed=statistics.seeds_needed(diffs))
+
+
+def comparisons(plan: Plan, records: Sequence[dict]) -> list[dict]:
+  """Every comparison of the plan, with its Holm-adjusted p and verdict over the whole family."""
+  found = [compare(records, better, worse) for better, worse in plan.comparisons]
+  for c, adjusted in zip(found, statistics.holm([c["t"].p for c in found])):
+    c["holm_p"] = adjusted
+    c["verdict"] = statistics.verdict(c["t"], adjusted)
+  return found
+
+
+def comparison_table(found: Sequence[dict]) -> list[str]:
+  """The comparisons as Markdown lines."""
+  points = lambda v: "–" if v is None or math.isnan(v) else f"{100 * v:+.1f}"
+  p_text = lambda v: "–" if math.isnan(v) else (f"{v:.2g}" if v >= 1e-4 else "<1e-4")
+  lines = ["| ordering | seeds | A ≥ B in | mean A − B, points | 95% interval (t, seeds) | "
+           "95% interval (clips) | p | Holm p | verdict | seeds needed |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for c in found:
+    t = c["t"]
+    seeds_interval = "–" if math.isnan(t.low) else f"{points(t.low)} … {points(t.high)}"
+    clip_interval = "–" if c["clips"] is None else f"{points(c['clips'][0])} … {points(c['clips'][1])}"
+    needed = "" if c["verdict"] != "not resolved" or c["needed"] is None else str(c["needed"])
+    lines.append(f"| {c['better']} ≥ {c['worse']} | {c['seeds']} | {c['wins']} of {c['seeds']} | {points(t.mean)} | "
+                 f"{seeds_interval} | {clip_interval} | {p_text(t.p)} | {p_text(c['holm_p'])} | {c['verdict']} | "
+                 f"{needed} |")
+  return lines
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -107,7 +139,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _flat_run(r: dict) -> dict:
-  flat = {k: v for k, v in r.items() if k not in ("recall", "classes")}
+  flat = {k: v for k, v in r.items() if k not in ("recall", "classes", "correct")}
   flat.update({f"recall_{c}": r["recall"][c] for c in r["classes"]})
   return flat
 
@@ -141,13 +173,11 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
       if s["recall"]:
         lines.append(f"| {s['row']} | " + " | ".join(f"{100 * s['recall'][c]:.0f}" for c in classes) + " |")
   if plan.comparisons:
-    lines += ["", "Orderings (WAR, paired by seed; 95% interval of the mean difference):", "",
-              "| ordering | seeds | A ≥ B in | mean A − B, points | 95% interval | verdict |", "|---|---|---|---|---|---|"]
-    for better, worse in plan.comparisons:
-      c = compare(records, better, worse)
-      interval = "–" if math.isnan(c["low"]) else f"{100 * c['low']:+.1f} … {100 * c['high']:+.1f}"
-      mean = "–" if math.isnan(c["mean"]) else f"{100 * c['mean']:+.1f}"
-      lines.append(f"| {better} ≥ {worse} | {c['seeds']} | {c['wins']} of {c['seeds']} | {mean} | {interval} | {c['verdict']} |")
+    lines += ["", "Orderings (WAR, paired by seed: the mean difference with its 95% interval over seeds "
+              "(exact t) and over the validation clips (bootstrap); the verdict follows the Holm-adjusted p "
+              "over these comparisons; for one not resolved, the paired seeds the measured effect and spread "
+              "would need for 80% power):", ""]
+    lines += comparison_table(comparisons(plan, records))
   return "\n".join(lines) + "\n"
 
 
@@ -186,8 +216,8 @@ def plot(summaries: Sequence[dict], records: Sequence[dict], path: Path, chance:
 
 
 def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:
-  """Writes runs.csv, results.csv, results.md and results.png in WORKDIR; returns their paths
-  and how many runs had finished."""
+  """Writes runs.csv, results.csv, results.md and results.png in WORKDIR; returns their paths,
+  how many runs had finished and the comparisons' Markdown lines."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   records, summaries = aggregate(plan, runs)
@@ -196,5 +226,6 @@ def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:
   (workdir / "results.md").write_text(markdown(plan, records, summaries))
   classes = records[0]["classes"] if records else []
   plot(summaries, records, workdir / "results.png", chance=1 / len(classes) if classes else None)
-  return dict(finished=len(records), total=len(runs), files=[workdir / n for n in
-                                                             ("runs.csv", "results.csv", "results.md", "results.png")])
+  table = comparison_table(comparisons(plan, records)) if plan.comparisons else []
+  return dict(finished=len(records), total=len(runs), comparisons=table,
+              files=[workdir / n for n in ("runs.csv", "results.csv", "results.md", "results.png")])

@@ -171,7 +171,9 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
   The record: step, dataset, split, classes, loss, the headline policy, the frames used, whether
   the clip list is known, the prior class (null when no clip needed it), one entry per no-face
   policy (WAR, UAR, clips listed / scored / without a face, per-class recall, confusion), the
-  clips without a face (source or record index, label, why) and, where the dataset records
+  clips without a face (source or record index, label, why), every listed clip's label and
+  prediction in list order (`clip_labels`, `clip_predictions`: class indices, -1 for a clip
+  without a face; what a bootstrap over clips resamples) and, where the dataset records
   expressive windows (SynthEmo), `top_frame_in_window` (see top_frame_in_window).
   """
   config, class_names = exp.config, exp.class_names
@@ -183,7 +185,9 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
                 clip_list_known=exp.eval.list_known, prior_class=None if prior is None else class_names[prior],
                 **{policy: m.to_json(class_names) for policy, m in evaluation.metrics.items()},
                 clips_without_face=faceless,
-                top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal))
+                top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal),
+                clip_labels=evaluation.labels.tolist(),
+                clip_predictions=np.where(evaluation.has_face, evaluation.predictions, -1).tolist())
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir.metrics_path(workdir, name).write_text(json.dumps(record, indent=2))
