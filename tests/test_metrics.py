@@ -44,3 +44,16 @@ def test_confusion_png_is_written(tmp_path):
   path = tmp_path / "confusion.png"
   metrics.plot_confusion(np.array([[3, 1], [0, 2]]), ["Angry", "Happy"], path, title="test")
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+def test_effective_frames_run_from_one_to_every_real_frame():
+  from videmo.train import evaluation
+
+  real = np.array([[True, True, True, True], [True, True, False, False], [False] * 4])
+  one_hot = np.array([[0, 1.0, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 0, 0]])
+  out = evaluation.effective_frames(one_hot, real)
+  assert out[0] == pytest.approx(1.0) and out[1] == pytest.approx(2.0) and np.isnan(out[2])
+  uniform = np.where(real, 1.0 / np.maximum(real.sum(1, keepdims=True), 1), 0.0)
+  np.testing.assert_allclose(evaluation.effective_frames(uniform, real)[:2], [4.0, 2.0])
+  padded = np.array([[0.25, 0.25, 0.25, 0.25]])  # importance on a padded frame is not counted
+  assert evaluation.effective_frames(padded, np.array([[True, True, True, False]]))[0] == pytest.approx(3.0)

@@ -92,6 +92,8 @@ def test_sweep_table_and_figure(swept):
     # synthemo/tiny records its expressive windows: the top-frame measure is there
     assert 0.0 <= float(results[name]["frame_by_evidence"]) <= 1.0
   assert results["TP"]["frame_by_importance"] != "nan" and results["AVG"]["frame_by_importance"] == "nan"
+  assert float(results["AVG"]["effective_share"]) == pytest.approx(1.0)  # AVG's p(f|S) is uniform
+  assert 0 < float(results["TP"]["effective_share"]) <= 1.0
   text = (workdir / "results.md").read_text()
   assert "| Table 1 | TP | 46.4 |" in text and "TP ≥ AVG" in text and "Per-class recall" in text
   # the comparison carries the clips' bootstrap interval beside the seeds' (per-clip records exist)

@@ -50,6 +50,9 @@ def test_a_run_trains_evaluates_and_writes_its_results(tiny_run):
   assert record["step"] == 2
   assert set(record) >= {"wrong", "prior", "exclude", "classes", "loss", "frames"}
   assert record["prior_class"] is None  # every clip has a face: no prior class was used
+  spread = record["frame_importance_spread"]  # exp(entropy of p(f|S)): between 1 and the frames seen
+  assert spread["clips"] == 14 and 1.0 <= spread["effective_frames"] <= 10 and 0 < spread["effective_share"] <= 1
+  assert len(record["clip_labels"]) == len(record["clip_predictions"]) == 14
   assert record == json.loads((workdir / "metrics.json").read_text())
   assert (workdir / "confusion.png").exists() and (workdir / "config.json").exists()
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [1, 2]

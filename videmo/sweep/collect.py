@@ -1,7 +1,7 @@
 """A sweep's results: every run's final metrics gathered into tables (CSV, Markdown) and a figure.
 
     WORKDIR/runs.csv      one line per finished run: row, seed, WAR, UAR, per-class recall,
-                          top frame in window, wall time
+                          top frame in window, how many frames p(f|S) spreads over, wall time
     WORKDIR/results.csv   one line per row: mean and standard deviation over its seeds
     WORKDIR/results.md    the same as Markdown, per-class recall, and the plan's comparisons
     WORKDIR/results.png   WAR per row: bars at the mean, error bars of one standard deviation,
@@ -38,6 +38,7 @@ def read_run(run: Run) -> dict | None:
   metrics = run_dir.read_metrics(run.workdir)
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
+  spread = metrics.get("frame_importance_spread") or {}
   seconds = None
   if (run.workdir / RUN_RECORD).is_file():
     seconds = json.loads((run.workdir / RUN_RECORD).read_text()).get("seconds")
@@ -45,6 +46,7 @@ def read_run(run: Run) -> dict | None:
               recall=headline["per_class_recall"], classes=metrics["classes"], step=metrics["step"],
               frame_by_importance=window.get("by_importance"), frame_by_evidence=window.get("by_evidence"),
               frame_chance=window.get("chance"), seconds=seconds,
+              effective_frames=spread.get("effective_frames"), effective_share=spread.get("effective_share"),
               correct=_correct(metrics))
 
 
@@ -63,6 +65,13 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float, float, int]:
   return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"), len(values)
 
 
+def _spread(s: dict) -> str:
+  """exp(entropy) of p(f|S), mean over seeds, and its share of the frames the model saw."""
+  if not s["effective_frames_n"] or math.isnan(s["effective_frames"]):
+    return "–"
+  return f"{s['effective_frames']:.1f} ({100 * s['effective_share']:.0f}%)"
+
+
 def _pct(mean: float, std: float, n: int) -> str:
   if n == 0 or math.isnan(mean):
     return "–"
@@ -78,7 +87,8 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
     summary = dict(row=row.name, group=row.group, paper=row.paper, config=row.config,
                    overrides=" ".join(f"{k}={v}" for k, v in row.overrides), seeds=[r["seed"] for r in mine],
                    war_by_seed=[r["war"] for r in mine])
-    for key in ("war", "uar", "frame_by_importance", "frame_by_evidence", "frame_chance", "seconds"):
+    for key in ("war", "uar", "frame_by_importance", "frame_by_evidence", "frame_chance", "effective_frames",
+                "effective_share", "seconds"):
       summary[key], summary[key + "_std"], summary[key + "_n"] = _mean_std([r[key] for r in mine])
     classes = mine[0]["classes"] if mine else []
     summary["recall"] = {c: _mean_std([r["recall"][c] for r in mine])[0] for c in classes}
@@ -155,8 +165,8 @@ def _flat_summary(s: dict) -> dict:
 def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> str:
   """The results as Markdown: the main table, per-class recall, the comparisons."""
   lines = ["| group | row | paper (AFEW) | WAR % (mean ± std) | WAR % by seed | UAR % | "
-           "top frame in window % (p(f|S)) | (score of ĉ) | chance | s per run |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "top frame in window % (p(f|S)) | (score of ĉ) | chance | p(f|S) spread: frames (% of seen) | s per run |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for s in summaries:
     by_seed = ", ".join(f"{seed}: {100 * war:.1f}" for seed, war in zip(s["seeds"], s["war_by_seed"]))
     seconds = f"{s['seconds']:.0f}" if s["seconds_n"] else "–"
@@ -164,7 +174,7 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
                  f"{_pct(s['war'], s['war_std'], s['war_n'])} | {by_seed} | {_pct(s['uar'], s['uar_std'], s['uar_n'])} | "
                  f"{_pct(s['frame_by_importance'], s['frame_by_importance_std'], s['frame_by_importance_n'])} | "
                  f"{_pct(s['frame_by_evidence'], s['frame_by_evidence_std'], s['frame_by_evidence_n'])} | "
-                 f"{_pct(s['frame_chance'], float('nan'), min(1, s['frame_chance_n']))} | {seconds} |")
+                 f"{_pct(s['frame_chance'], float('nan'), min(1, s['frame_chance_n']))} | {_spread(s)} | {seconds} |")
   classes = next((list(s["recall"]) for s in summaries if s["recall"]), [])
   if classes:
     lines += ["", "Per-class recall, % (mean over seeds):", "",

@@ -48,7 +48,8 @@ class Evaluation:
   clip [K]: predictions (-1: no face), probabilities [K, E], labels, has_face, the frame numbers
   of highest p(f|S) and of highest score for the predicted class (`top_frame_importance`,
   `top_frame_evidence`; -1 where not scored), the expressive window [K, 2] ([-1, -1] where
-  unknown) and the number of frames with a face (`num_faces`)."""
+  unknown), the number of frames with a face (`num_faces`), how many frames p(f|S) spreads
+  over (`effective_frames`, see effective_frames) and how many the model saw (`frames_seen`)."""
 
   metrics: dict[str, metrics_lib.PolicyMetrics]
   loss: float
@@ -60,6 +61,8 @@ class Evaluation:
   top_frame_evidence: np.ndarray
   windows: np.ndarray
   num_faces: np.ndarray
+  effective_frames: np.ndarray | None = None  # [K] exp(entropy of p(f|S)); NaN where not scored
+  frames_seen: np.ndarray | None = None  # [K] frames the model saw per clip (0 where not scored)
 
   def headline(self, policy: str) -> metrics_lib.PolicyMetrics:
     return self.metrics[policy]
@@ -104,6 +107,8 @@ def evaluate(eval_step, params, exp) -> Evaluation:
   top_importance = np.full(len(clips), -1, np.int64)
   top_evidence = np.full(len(clips), -1, np.int64)
   windows = np.full((len(clips), 2), -1, np.int64)
+  effective = np.full(len(clips), np.nan)
+  seen = np.zeros(len(clips), np.int64)
   loss_sum, correct, count = 0.0, 0, 0
   for local in pipeline.eval_batches(exp.eval_source, clips, batch_size=config.eval_batch_size,
                                      crop_size=config.input.crop_size,
@@ -124,6 +129,8 @@ def evaluate(eval_step, params, exp) -> Evaluation:
     for name, top in (("frame_importance", top_importance), ("frame_evidence", top_evidence)):
       values = np.where(frame >= 0, _gathered(out[name], mesh), -np.inf)
       top[index[real]] = np.take_along_axis(frame, values.argmax(-1)[:, None], axis=1)[real, 0]
+    effective[index[real]] = effective_frames(_gathered(out["frame_importance"], mesh), frame >= 0)[real]
+    seen[index[real]] = (frame >= 0).sum(-1)[real]
   labels = np.array([c.label for c in clips], np.int64)
   has_face = np.array([c.has_face for c in clips], bool)
   results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes, exp.eval.prior_class)
@@ -135,7 +142,29 @@ def evaluate(eval_step, params, exp) -> Evaluation:
   return Evaluation(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
                     probabilities=probabilities, labels=labels, has_face=has_face,
                     top_frame_importance=top_importance, top_frame_evidence=top_evidence, windows=windows,
-                    num_faces=np.array([c.num_faces for c in clips], np.int64))
+                    num_faces=np.array([c.num_faces for c in clips], np.int64), effective_frames=effective, frames_seen=seen)
+
+
+def effective_frames(importance: np.ndarray, real: np.ndarray) -> np.ndarray:
+  """exp(entropy of p(f|S)) per clip: [B, F], [B, F] bool -> [B] (NaN for a clip without a real
+  frame). 1 when one frame carries all the importance (max pooling), the number of real frames
+  when it is uniform (average pooling); between them, how many frames the pooling listens to."""
+  p = np.where(real, np.asarray(importance, np.float64), 0.0)
+  p = p / np.where(p.sum(-1, keepdims=True) > 0, p.sum(-1, keepdims=True), 1.0)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    entropy = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=-1)
+  return np.where(real.any(-1), np.exp(entropy), np.nan)
+
+
+def importance_spread(evaluation: "Evaluation") -> dict | None:
+  """Over the scored clips: the mean effective number of frames of p(f|S) (`effective_frames`),
+  and its mean share of the frames each clip showed the model (`effective_share`: 1 = uniform)."""
+  scored = ~np.isnan(evaluation.effective_frames)
+  if not scored.any():
+    return None
+  frames = np.maximum(evaluation.frames_seen[scored], 1).astype(np.float64)
+  return dict(clips=int(scored.sum()), effective_frames=float(np.mean(evaluation.effective_frames[scored])),
+              effective_share=float(np.mean(np.minimum(evaluation.effective_frames[scored] / frames, 1.0))))
 
 
 # Poolings whose p(f|S) is uniform over the real frames: their top frame by importance means nothing.
@@ -174,7 +203,8 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
   clips without a face (source or record index, label, why), every listed clip's label and
   prediction in list order (`clip_labels`, `clip_predictions`: class indices, -1 for a clip
   without a face; what a bootstrap over clips resamples) and, where the dataset records
-  expressive windows (SynthEmo), `top_frame_in_window` (see top_frame_in_window).
+  expressive windows (SynthEmo), `top_frame_in_window` (see top_frame_in_window), and how many
+  frames p(f|S) listens to (`frame_importance_spread`, see importance_spread).
   """
   config, class_names = exp.config, exp.class_names
   faceless = [dict(clip=c.source or f"record {c.index}", label=class_names[c.label], reason=c.reason or "no face frame")
@@ -186,6 +216,7 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
                 **{policy: m.to_json(class_names) for policy, m in evaluation.metrics.items()},
                 clips_without_face=faceless,
                 top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal),
+                frame_importance_spread=None if evaluation.effective_frames is None else importance_spread(evaluation),
                 clip_labels=evaluation.labels.tolist(),
                 clip_predictions=np.where(evaluation.has_face, evaluation.predictions, -1).tolist())
   if jax.process_index() == 0:
