@@ -96,9 +96,10 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
   return records, summaries
 
 
-def compare(records: Sequence[dict], better: str, worse: str) -> dict:
+def compare(records: Sequence[dict], better: str, worse: str, family: int = 1) -> dict:
   """Paired-by-seed WAR difference better - worse: the paired t result, seeds where better >=
-  worse, the clip-bootstrap interval (None without per-clip records) and the seeds needed."""
+  worse, the clip-bootstrap interval (None without per-clip records) and the seeds needed at
+  0.05 / `family` (Bonferroni over the page's comparisons: enough for Holm too)."""
   a = {r["seed"]: r for r in records if r["row"] == better}
   b = {r["seed"]: r for r in records if r["row"] == worse}
   seeds = sorted(set(a) & set(b))
@@ -109,12 +110,12 @@ def compare(records: Sequence[dict], better: str, worse: str) -> dict:
     clips = statistics.clip_bootstrap(np.stack([a[s]["correct"] for s in seeds]),
                                       np.stack([b[s]["correct"] for s in seeds]))
   return dict(better=better, worse=worse, seeds=len(seeds), wins=int(np.sum(np.asarray(diffs) >= 0)),
-              t=result, clips=clips, needed=statistics.seeds_needed(diffs))
+              t=result, clips=clips, needed=statistics.seeds_needed(diffs, alpha=0.05 / family))
 
 
 def comparisons(plan: Plan, records: Sequence[dict]) -> list[dict]:
   """Every comparison of the plan, with its Holm-adjusted p and verdict over the whole family."""
-  found = [compare(records, better, worse) for better, worse in plan.comparisons]
+  found = [compare(records, better, worse, len(plan.comparisons)) for better, worse in plan.comparisons]
   for c, adjusted in zip(found, statistics.holm([c["t"].p for c in found])):
     c["holm_p"] = adjusted
     c["verdict"] = statistics.verdict(c["t"], adjusted)
@@ -186,7 +187,7 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
     lines += ["", "Orderings (WAR, paired by seed: the mean difference with its 95% interval over seeds "
               "(exact t) and over the validation clips (bootstrap); the verdict follows the Holm-adjusted p "
               "over these comparisons; for one not resolved, the paired seeds the measured effect and spread "
-              "would need for 80% power):", ""]
+              "would need for 80% power at 0.05 divided by the number of comparisons):", ""]
     lines += comparison_table(comparisons(plan, records))
   return "\n".join(lines) + "\n"
 

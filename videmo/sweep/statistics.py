@@ -6,9 +6,11 @@ A comparison "A ≥ B" pairs the runs of rows A and B by seed; d_s = WAR_A(s) �
   freedom (exact quantile, scipy), and the two-sided p-value of "mean difference = 0".
 * `holm(p)`: Holm's step-down adjustment over the family of comparisons on one page; a verdict
   ("holds", "reversed") needs its adjusted p below 0.05, else "not resolved".
-* `seeds_needed(d)`: for a comparison not resolved, the number of paired seeds at which the
-  measured mean and spread would give 80% power at 5% (two-sided t), the smallest n with
-  (t_{0.975, n−1} + t_{0.8, n−1}) · sd / √n ≤ |mean|; None when the mean is 0.
+* `seeds_needed(d, alpha)`: for a comparison not resolved, the number of paired seeds at which
+  the measured mean and spread would give 80% power at level alpha (two-sided t), the smallest
+  n with (t_{1−α/2, n−1} + t_{0.8, n−1}) · sd / √n ≤ |mean|; None when the mean is 0. The
+  sweep's table asks it at 0.05 divided by the number of comparisons on the page, so that the
+  number holds under Holm's correction too.
 * `clip_bootstrap(a, b, labels)`: the other source of noise, the finite validation set. The
   clips are resampled with replacement (the same draw for every seed and both rows, as they
   share the validation set) and the seed-mean difference recomputed; its 2.5 and 97.5
