@@ -98,7 +98,7 @@ def test_a_second_videmo_train_on_a_workdir_in_use_is_refused_in_one_line(synthe
       stdout=subprocess.PIPE, text=True)
   try:
     assert holder.stdout.readline().strip() == "held"
-    result = subprocess.run([sys.executable, "-m", "videmo.main", "train", "--config=configs/synthemo.py",
+    result = subprocess.run([sys.executable, "-m", "videmo.main", "train", "--config=configs/table1_sa2_reg1.py",
                              f"--workdir={tmp_path}", *tiny.flags(synthemo_tiny, 2)],
                             capture_output=True, text=True, timeout=300, cwd=tiny.REPO)
   finally:

@@ -57,6 +57,7 @@ def _base(hardware: str) -> ml_collections.ConfigDict:
       mirror=True,                   # random horizontal mirror, one per clip
       vertical_flip=False,           # random upside-down flip (the paper's "flipping" could mean this)
       workers=2,                     # loader processes (0 = in the training process)
+      decoded_store_mb=4096,         # MiB a split's decoded frames may take on disk beside its shards, mapped and shared by every run and process (0 = off; larger splits use the in-memory cache)
       decoded_cache_mb=2048,         # MiB of decoded records kept in memory, main process and loader workers together, so later epochs decode nothing (0 = off)
       eval_num_frames=0,             # 0 = every frame of the clip; else that many evenly spaced
       eval_buckets=(16, 32, 64, 128, 256),  # padded clip lengths in evaluation (longer clips: multiples of the largest)

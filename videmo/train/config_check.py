@@ -32,6 +32,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
        "input.crop_size", f"a positive multiple of {VGG16_STRIDE}")
   need(config.input.workers >= 0, "input.workers", "an integer >= 0")
   need(config.input.decoded_cache_mb >= 0, "input.decoded_cache_mb", "a size in MB >= 0 (0 = no cache)")
+  need(config.input.get("decoded_store_mb", 0) >= 0, "input.decoded_store_mb", "a size in MB >= 0 (0 = no store)")
   need(config.input.eval_num_frames >= 0, "input.eval_num_frames", "0 (all frames) or a positive integer")
   need(len(config.input.eval_buckets) > 0 and min(config.input.eval_buckets) >= 1, "input.eval_buckets",
        "a non-empty list of positive clip lengths")

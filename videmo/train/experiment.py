@@ -24,7 +24,7 @@ import ml_collections
 from jax.experimental import multihost_utils
 
 from videmo import parallel
-from videmo.data.loading import decoded_cache, pipeline
+from videmo.data.loading import decoded_cache, decoded_store, pipeline
 from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import dataset_facts, evaluation, optim, run_dir, steps
@@ -63,10 +63,30 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, dataset_f
   facts = dataset_facts.facts(builder)
   train = pipeline.open_split(config.dataset, config.train_split, data_dir)
   evaluation = pipeline.open_split(config.dataset, config.eval_split, data_dir)
-  if config.input.decoded_cache_mb > 0:  # one budget for both splits (decoded_cache.py)
+  stored = {name: _decoded_store(config, facts, name, source)
+            for name, source in ((config.train_split, train), (config.eval_split, evaluation))}
+  if config.input.decoded_cache_mb > 0:  # one budget for the splits without a store (decoded_cache.py)
     cache = decoded_cache.DecodedCache(config.input.decoded_cache_mb)
-    train, evaluation = decoded_cache.CachedSource(train, cache), decoded_cache.CachedSource(evaluation, cache)
+    train, evaluation = (decoded_cache.CachedSource(source, cache) if stored[name] is None else source
+                         for name, source in ((config.train_split, train), (config.eval_split, evaluation)))
+  train, evaluation = (source if stored[name] is None else decoded_store.StoredSource(source, stored[name])
+                       for name, source in ((config.train_split, train), (config.eval_split, evaluation)))
   return train, evaluation, facts
+
+
+def _decoded_store(config, facts: dataset_facts.DatasetFacts, split: str, source: Any):
+  """The split's shared decoded store (data/loading/decoded_store.py), or None: switched off,
+  too big for input.decoded_store_mb, or a dataset folder this process cannot write."""
+  megabytes = config.input.get("decoded_store_mb", 0)
+  if not megabytes:
+    return None
+  try:
+    return decoded_store.DecodedStore.open_or_build(
+        source, facts.directory / "decoded" / split, int(megabytes * decoded_cache.MB),
+        decoded_store.shard_files(facts.directory, split))
+  except OSError as err:
+    log.warning("no shared decoded store for %s %s (%s); decoding in this process", config.dataset, split, err)
+    return None
 
 
 def _build_if_missing(builder, dataset: str, data_dir: str) -> None:

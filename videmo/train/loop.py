@@ -48,13 +48,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   run_lock.WorkdirInUse (one line) when another `videmo train` is writing WORKDIR.
   """
   workdir = Path(workdir).absolute()
+  check_config(config)
+  parallel.initialize_distributed()  # before anything asks JAX which process this is
   with run_lock.held(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
     return _train_and_evaluate(config, workdir)
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dict:
   if config.get("pretrain") is not None:
-    check_config(config)
     config = stages.with_pretrained_trunk(config, workdir, train_and_evaluate)
   exp = experiment.make_experiment(config)
   mesh, numbers = exp.mesh, exp.numbers
