@@ -4,20 +4,26 @@
     python benchmarks/prepare_bench.py --clips 4 --frames 30 --workers 1   # a quick look
 
 Input: AFEW-like clips made from a real photograph (skimage's astronaut) at AFEW's 720x576,
-25 fps, MPEG-4 part 2 in .avi: the face moves, zooms (about 100-180 px wide, some clips
-90-115 px) and turns a little; some clips cut to a face-free shot in the middle and back.
+25 fps, MPEG-4 part 2 in .avi: the face moves, zooms (about 100-180 px wide) and turns a
+little. Three kinds (`clip_kind`): "plain"; "cut" (every 4th clip from the 2nd: a cut to a
+face-free shot for a fifth of the clip, then back to the person, elsewhere in the frame);
+"small" (every 4th clip from the 4th: faces about 85-125 px, moving fast).
 
-Compared, per frame, single process (frames per second per core, and the share of frames
-with a face):
+Compared, per frame, single process, the methods taking turns clip by clip (frames per
+second per core, and the share of frames with a face):
   baseline  the simple pipeline: dlib's HOG detector on every full frame (upsample 0, the
             RGB frame as decoded), the largest face, 5-point landmarks, get_face_chip 256,
             JPEG. Also with the grey frame as the detector's input (a tuned variant), and
             with dlib's upsample=1 (face_recognition's default) on the first
             `--baseline_upsample` clips only (it is ~5x slower still).
-  videmo    clip_processing.process_clip: detection on a downscaled frame, landmark
-            tracking, detector confirmation every 5 frames (FaceOptions defaults), JPEG;
-            and the same with the detector (on a crop around the face) in every frame.
-Both include decoding and JPEG encoding, so the ratio is end to end.
+  videmo    clip_processing.process_clip: the main-person survey (shot cuts, whole-frame
+            detection every 10 frames and at each cut, face descriptors where they decide
+            who is who), then detection on a downscaled frame, landmark tracking, detector
+            confirmation every 5 frames (FaceOptions defaults), JPEG; and the same with the
+            detector (on a crop around the face) in every frame.
+Both include decoding and JPEG encoding, so the ratio is end to end. The share of frames
+with a face is printed per clip kind too, and what the survey, the cut detector and the
+face descriptor cost.
 
 Scaling: the clips (each `--scaling_repeats` times) through a pool of 1..N worker
 processes (the pool `videmo prepare` uses, largest videos first), timed after the workers
@@ -40,6 +46,15 @@ import time
 from pathlib import Path
 
 
+KINDS = ("plain", "cut", "small")
+
+
+def clip_kind(i: int) -> str:
+  """The kind of the benchmark's clip i: every 4th from the 2nd cuts, every 4th from the 4th
+  has small faces, the others are plain."""
+  return {1: "cut", 3: "small"}.get(i % 4, "plain")
+
+
 def make_clips(folder: Path, clips: int, frames: int) -> list[Path]:
   """AFEW-like .avi clips of the astronaut photograph (see the module docstring)."""
   import skimage.data
@@ -52,10 +67,10 @@ def make_clips(folder: Path, clips: int, frames: int) -> list[Path]:
   astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
   paths = []
   for i in range(clips):
-    zoom = (0.95, 1.25) if i % 4 == 3 else (1.2, 2.0)  # every 4th clip: small faces (~85-110 px)
+    zoom = (0.95, 1.25) if clip_kind(i) == "small" else (1.2, 2.0)
     motion = photo_video.PhotoMotion(scale=zoom, rotation=8.0, travel=0.4, cycles=frames / 100)
     video = photo_video.photo_clip(astronaut, frames, 576, 720, motion, seed=i)
-    if i % 4 == 1:  # a cut to a face-free shot for a fifth of the clip, and back
+    if clip_kind(i) == "cut":  # a cut to a face-free shot for a fifth of the clip, and back
       start, length = frames // 2, frames // 5
       video[start:start + length] = photo_video.photo_clip(
           coffee, length, 576, 720, photo_video.PhotoMotion(scale=(0.9, 1.1)), anchor=(300, 200), seed=i)
@@ -96,26 +111,76 @@ def videmo_clip(path: Path, models, options) -> tuple[int, int]:
 
 
 def single_core(paths, models, options, upsample_paths) -> dict:
+  """Each method on each clip, in one process. The methods take turns clip by clip, so a
+  change in a shared machine's speed during the run weighs on all of them alike."""
   import dataclasses
 
   every_frame = dataclasses.replace(options, face=dataclasses.replace(options.face, redetect_every=1))
-  rows = {}
-  for name, run, subset in [("videmo", lambda p: videmo_clip(p, models, options), paths),
-                            ("videmo_detect_every_frame", lambda p: videmo_clip(p, models, every_frame), paths),
-                            ("baseline", lambda p: baseline_clip(p, models, 0), paths),
-                            ("baseline_luma_input", lambda p: baseline_clip(p, models, 0, luma=True), paths),
-                            ("baseline_upsample1", lambda p: baseline_clip(p, models, 1), upsample_paths)]:
-    if not subset:
-      continue
-    start, cpu_start, frames, found = time.perf_counter(), time.process_time(), 0, 0
-    for path in subset:
+  methods = [("videmo", lambda p: videmo_clip(p, models, options), paths),
+             ("videmo_detect_every_frame", lambda p: videmo_clip(p, models, every_frame), paths),
+             ("baseline", lambda p: baseline_clip(p, models, 0), paths),
+             ("baseline_luma_input", lambda p: baseline_clip(p, models, 0, luma=True), paths),
+             ("baseline_upsample1", lambda p: baseline_clip(p, models, 1), upsample_paths)]
+  totals = {name: {"clips": 0, "seconds": 0.0, "cpu": 0.0, "frames": 0, "found": 0, "kinds": {}}
+            for name, _, subset in methods if subset}
+  for i, path in enumerate(paths):
+    for name, run, subset in methods:
+      if path not in subset:
+        continue
+      start, cpu_start = time.perf_counter(), time.process_time()
       n, f = run(path)
-      frames, found = frames + n, found + f
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    rows[name] = {"clips": len(subset), "frames": frames, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+      total = totals[name]
+      total["clips"] += 1
+      total["seconds"] += time.perf_counter() - start
+      total["cpu"] += time.process_time() - cpu_start
+      total["frames"], total["found"] = total["frames"] + n, total["found"] + f
+      kind = total["kinds"].setdefault(clip_kind(i), [0, 0])
+      kind[0], kind[1] = kind[0] + n, kind[1] + f
+  rows = {}
+  for name, total in totals.items():
+    frames, seconds, cpu = total["frames"], total["seconds"], total["cpu"]
+    rows[name] = {"clips": total["clips"], "frames": frames, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
                   "frames_per_s": round(frames / seconds, 1), "frames_per_cpu_s": round(frames / cpu, 1),
-                  "face_share": round(found / frames, 4)}
+                  "face_share": round(total["found"] / frames, 4),
+                  "face_share_by_kind": {k: round(f / n, 4) for k, (n, f) in sorted(total["kinds"].items())}}
   return rows
+
+
+def survey_costs(paths, models, options) -> dict:
+  """What the main-person survey's parts cost, in CPU milliseconds, on the decoded frames:
+  the cut detector per frame, the whole survey per clip (by kind), and one face descriptor;
+  with the number of descriptors computed per clip (by kind, survey and follow pass)."""
+  import numpy as np
+
+  from videmo.data import video_io
+  from videmo.data.preparation import clip_tracks, face_tracker, identity, shot_cuts
+
+  out = {"cut_detector_ms_per_frame": 0.0, "survey_ms_per_clip": {}, "descriptors_per_clip": {}}
+  cut_cpu = frames_seen = 0
+  for i, path in enumerate(paths):
+    frames = list(video_io.VideoReader(path))
+    cpu = time.process_time()
+    detector = shot_cuts.CutDetector(options.face.cut_threshold)
+    for frame in frames:
+      detector(frame)
+    cut_cpu, frames_seen = cut_cpu + time.process_time() - cpu, frames_seen + len(frames)
+    cpu = time.process_time()
+    found = clip_tracks.survey(frames, models, options.face)
+    out["survey_ms_per_clip"].setdefault(clip_kind(i), []).append(1000 * (time.process_time() - cpu))
+    plan = clip_tracks.MainFacePlan(found, models, options.face) if found.main is not None else None
+    for _ in face_tracker.align_video(frames, models, options.face, plan):
+      pass
+    follow = plan.recognizer.descriptors if plan else 0
+    out["descriptors_per_clip"].setdefault(clip_kind(i), []).append(found.descriptors + follow)
+  out["cut_detector_ms_per_frame"] = round(1000 * cut_cpu / max(frames_seen, 1), 3)
+  chip = identity.face_chip(models, frames[0], np.array([300, 200, 400, 300.]))
+  cpu = time.process_time()
+  for _ in range(5):
+    identity.descriptor(models, chip)
+  out["descriptor_ms"] = round(1000 * (time.process_time() - cpu) / 5, 1)
+  out["survey_ms_per_clip"] = {k: round(float(np.mean(v)), 1) for k, v in sorted(out["survey_ms_per_clip"].items())}
+  out["descriptors_per_clip"] = {k: round(float(np.mean(v)), 2) for k, v in sorted(out["descriptors_per_clip"].items())}
+  return out
 
 
 def _task(path: str) -> tuple[int, float]:
@@ -197,18 +262,20 @@ def main() -> None:
     paths = make_clips(Path(tmp), args.clips, args.frames)
     models = faces.load_face_models()
     single = {} if args.only == "scaling" else single_core(paths, models, options, paths[:args.baseline_upsample])
+    costs = {} if args.only == "scaling" else survey_costs(paths, models, options)
     scale = [] if args.only == "single" else scaling(paths, options, workers_list, Path(tmp) / "cache",
                                                      args.scaling_repeats)
   results = {
       "machine": f"{platform.processor() or platform.machine()}, {cores} cores usable",
       "load_average_before": load, "load_average_after": os.getloadavg() if load else None,
       "clips": args.clips, "frames_per_clip": args.frames, "frame_size": "720x576",
-      "single_core": single, "scaling": scale,
+      "single_core": single, "survey_costs": costs, "scaling": scale,
   }
   print(f"machine: {results['machine']}; load average before {load}, after {results['load_average_after']}")
   print(f"{args.clips} clips x {args.frames} frames at 720x576 (25 fps MPEG-4 .avi)")
   if single:
     _print_single(single)
+    _print_costs(costs)
   if scale:
     _print_scaling(scale)
   if args.json:
@@ -223,9 +290,22 @@ def _print_single(single: dict) -> None:
     print(f"| {name} | {row['frames_per_s']} | {row['frames_per_cpu_s']} | {100 * row['face_share']:.1f}% "
           f"| {row['frames_per_s'] / baseline['frames_per_s']:.2f}x, "
           f"{row['frames_per_cpu_s'] / baseline['frames_per_cpu_s']:.2f}x |")
+  print("\n| clip kind | frames with a face: videmo | baseline |")
+  print("|---|---|---|")
+  for kind in KINDS:
+    if kind in videmo["face_share_by_kind"]:
+      print(f"| {kind} | {100 * videmo['face_share_by_kind'][kind]:.1f}% "
+            f"| {100 * baseline['face_share_by_kind'][kind]:.1f}% |")
   print(f"\nspeed-up per core: {videmo['frames_per_s'] / baseline['frames_per_s']:.2f}x wall, "
         f"{videmo['frames_per_cpu_s'] / baseline['frames_per_cpu_s']:.2f}x CPU time; face share "
         f"{100 * videmo['face_share']:.1f}% (videmo) vs {100 * baseline['face_share']:.1f}% (baseline)")
+
+
+def _print_costs(costs: dict) -> None:
+  kinds = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())
+  print(f"survey (CPU ms per clip, frames decoded beforehand): {kinds(costs['survey_ms_per_clip'])}; "
+        f"cut detector {costs['cut_detector_ms_per_frame']} ms per frame; one face descriptor "
+        f"{costs['descriptor_ms']} ms, computed per clip: {kinds(costs['descriptors_per_clip'])}")
 
 
 def _print_scaling(scale: list) -> None:

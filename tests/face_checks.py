@@ -6,7 +6,7 @@ import numpy as np
 import skimage.data
 
 import photo_video
-from videmo.data.preparation import faces
+from videmo.data.preparation import face_tracker, faces
 
 
 def astronaut_clip(num_frames: int, height: int = 288, width: int = 360, zoom=(1.0, 1.3), seed: int = 0,
@@ -76,7 +76,7 @@ def which_person(models: faces.FaceModels, crops, options: faces.FaceOptions = f
   references = {}
   for name, visible in (("main", (True, False)), ("other", (False, True))):
     frame = people_clip([visible[0]], [visible[1]])
-    (aligned,) = faces.align_video(frame, models, options)
+    (aligned,) = face_tracker.align_video(frame, models, options)
     references[name] = aligned.face.astype(np.float64)
   names = []
   for crop in crops:

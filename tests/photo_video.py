@@ -15,6 +15,9 @@ import numpy as np
 
 # Centre of the face in skimage.data.astronaut() (x, y), from dlib's detection box.
 ASTRONAUT_FACE_CENTRE = (222.5, 126.5)
+# The astronaut's head and shoulders (rows, columns), a person to paste into a scene.
+ASTRONAUT_PERSON = (slice(40, 220), slice(130, 310))
+PERSON_FACE_CENTRE = (ASTRONAUT_FACE_CENTRE[0] - 130, ASTRONAUT_FACE_CENTRE[1] - 40)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +49,12 @@ def background(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def photo_clip(photo: np.ndarray, num_frames: int, height: int = 576, width: int = 720,
                motion: PhotoMotion = PhotoMotion(), anchor: tuple[float, float] = ASTRONAUT_FACE_CENTRE,
-               seed: int = 0) -> np.ndarray:
+               seed: int = 0, path: np.ndarray | None = None) -> np.ndarray:
   """Frames [T, H, W, 3] uint8 of `photo` [h, w, 3] uint8 moving over a background.
 
   The photo's point `anchor` (x, y) (the face centre for the astronaut) follows a smooth
-  path inside the frame; `seed` picks the path's phase and the background.
+  path inside the frame, or `path` [T, 2] (x, y per frame, in pixels; it may leave the
+  frame); `seed` picks the path's phase and the background.
   """
   from PIL import Image
 
@@ -65,6 +69,8 @@ def photo_clip(photo: np.ndarray, num_frames: int, height: int = 576, width: int
     angle = np.radians(motion.rotation * np.sin(u + phase[1]))
     centre_x = width * (0.5 + 0.5 * motion.travel * np.sin(u + phase[2]))
     centre_y = height * (0.5 + 0.5 * motion.travel * np.sin(0.7 * u + phase[3]))
+    if path is not None:
+      centre_x, centre_y = float(path[t][0]), float(path[t][1])
     # Output pixel p maps to photo pixel anchor + R(-angle) (p - centre) / zoom (PIL wants the inverse).
     cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
     a, b = cos, sin
@@ -76,3 +82,30 @@ def photo_clip(photo: np.ndarray, num_frames: int, height: int = 576, width: int
     frame.paste(warped, (0, 0), warped)
     frames.append(np.asarray(frame.convert("RGB")))
   return np.stack(frames)
+
+
+def walk_path(num_frames: int, width: int, height: int, speed: float, away: int, margin: float) -> np.ndarray:
+  """[T, 2] (x, y): a face walking from the frame's centre out past the right edge (to
+  `margin` pixels beyond it) at `speed` pixels per frame, away for `away` frames, then in
+  from as far beyond the left edge back to the centre, where it stays."""
+  xs, x = [], width / 2
+  while x < width + margin and len(xs) < num_frames:
+    xs.append(x)
+    x += speed
+  xs += [width + margin] * away
+  x = -margin
+  while len(xs) < num_frames:
+    xs.append(min(x, width / 2))
+    x += speed
+  return np.stack([np.array(xs[:num_frames]), np.full(num_frames, height / 2)], axis=1)
+
+
+def shot(photo: np.ndarray, num_frames: int, height: int, width: int, x: float, seed: int,
+         anchor: tuple[float, float] = ASTRONAUT_FACE_CENTRE, zoom: tuple[float, float] = (1.0, 1.3),
+         y: float = 0.5, drift: float = 0.05) -> np.ndarray:
+  """[T, H, W, 3] uint8: one film shot of `photo`, its point `anchor` (the face) at x, y
+  (fractions of the frame) drifting by `drift` of the width, zooming and turning a little;
+  `seed` picks the background. Concatenate shots to make cuts."""
+  path = np.stack([np.linspace(x, x + drift, num_frames) * width, np.full(num_frames, y * height)], axis=1)
+  motion = PhotoMotion(scale=zoom, rotation=8.0, cycles=0.5)
+  return photo_clip(photo, num_frames, height, width, motion, anchor=anchor, seed=seed, path=path)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 import face_checks
-from videmo.data.preparation import clip_tracks, faces
+from videmo.data.preparation import clip_tracks, face_tracker, faces
 
 
 @pytest.fixture(scope="module")
@@ -13,14 +13,18 @@ def models():
   return faces.load_face_models()
 
 
-def test_landmark_model_comes_from_the_package():
+def test_landmark_and_descriptor_models_come_from_the_package(models):
   path = faces.landmark_model_path()
   assert path.name == "shape_predictor_5_face_landmarks.dat" and path.stat().st_size > 1_000_000
+  path = faces.descriptor_model_path()
+  assert path.name == "dlib_face_recognition_resnet_model_v1.dat" and path.stat().st_size > 10_000_000
+  assert models.describer is not None and faces.load_face_models(describe=False).describer is None
 
 
 @pytest.mark.parametrize("field, value", [("face_size", 8), ("redetect_every", 0), ("detect_scales", ()),
                                           ("roi_face_px", 40), ("min_overlap", 1.5), ("survey_every", -1),
-                                          ("reentry_distance", 0.0), ("reentry_scale", 1.0)])
+                                          ("reentry_distance", 0.0), ("reentry_scale", 1.0),
+                                          ("cut_threshold", 0.0), ("identity_distance", 2.5)])
 def test_bad_options_name_the_field(field, value):
   with pytest.raises(ValueError, match=f"FaceOptions.{field}"):
     faces.FaceOptions(**{field: value})
@@ -48,7 +52,7 @@ def test_fit_similarity_recovers_a_known_transform():
 def test_moving_face_is_found_tracked_and_aligned(models):
   frames = face_checks.astronaut_clip(20, seed=3)
   options = faces.FaceOptions(redetect_every=5)
-  out = list(faces.align_video(frames, models, options))
+  out = list(face_tracker.align_video(frames, models, options))
   assert [o.index for o in out] == list(range(len(frames)))
   assert all(o.found for o in out)
   detected = sum(o.detected for o in out)
@@ -56,12 +60,12 @@ def test_moving_face_is_found_tracked_and_aligned(models):
   assert all(o.face.shape == (256, 256, 3) and o.face.dtype == np.uint8 for o in out)
   errors = [face_checks.eye_error(models, o.face) for o in out[::4]]
   assert max(errors) < 8.0, errors  # pixels in a 256 crop
-  every = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=1)))
+  every = list(face_tracker.align_video(frames, models, faces.FaceOptions(redetect_every=1)))
   assert all(o.found and o.detected for o in every)
 
 
 def test_face_free_clip_has_no_face(models):
-  out = list(faces.align_video(face_checks.face_free_clip(6), models))
+  out = list(face_tracker.align_video(face_checks.face_free_clip(6), models))
   assert len(out) == 6 and not any(o.found for o in out) and all(o.face is None for o in out)
 
 
@@ -75,7 +79,7 @@ def test_tracked_frames_count_only_once_the_detector_confirms_them(models):
   for t in range(6, 14):
     frames[t] = np.asarray(Image.fromarray(frames[t]).filter(ImageFilter.GaussianBlur(5)))
   assert not any(len(faces.detect_faces(models, faces.to_gray(f))) for f in frames[6:])
-  tracker = faces.FaceTracker(models, faces.FaceOptions(redetect_every=5))
+  tracker = face_tracker.FaceTracker(models, faces.FaceOptions(redetect_every=5))
   settled = {t: tracker.step(t, frame) for t, frame in enumerate(frames)}
   held_back = [t for t in range(6, 14) if settled[t] == []]
   assert held_back and held_back[0] == 6, "the blurred frames are first followed by the landmark model"
@@ -90,7 +94,7 @@ def test_frames_before_a_cut_keep_their_face(models, cut):
   (it looks back from the cut), those after it have no face, wherever the cut falls."""
   frames = face_checks.astronaut_clip(13, seed=4)
   frames[cut:] = face_checks.face_free_clip(13 - cut, seed=1)
-  out = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=5)))
+  out = list(face_tracker.align_video(frames, models, faces.FaceOptions(redetect_every=5)))
   assert [o.found for o in out] == [True] * cut + [False] * (13 - cut)
 
 
@@ -115,7 +119,7 @@ def _two_faces(num_frames):
 
 def test_track_keeps_the_same_face_when_another_grows_larger(models):
   frames = _two_faces(12)
-  out = list(faces.align_video(frames, models, faces.FaceOptions(redetect_every=3)))
+  out = list(face_tracker.align_video(frames, models, faces.FaceOptions(redetect_every=3)))
   assert all(o.found for o in out)
   saturation = [np.ptp(o.face[96:160, 96:160].astype(int), axis=-1).mean() for o in out]
   assert min(saturation) > 15, saturation  # every crop is the colour face, never the grey one
@@ -152,25 +156,31 @@ def test_the_main_face_is_the_larger_central_one_even_when_the_other_comes_first
   n = 18
   frames = face_checks.people_clip([t >= 6 for t in range(n)], [True] * n)
   options = faces.FaceOptions(survey_every=4)
-  first_found = list(faces.align_video(frames, models, options))  # without the survey: the first face, followed
+  first_found = list(face_tracker.align_video(frames, models, options))  # without the survey: the first face, followed
   assert face_checks.which_person(models, [o.face for o in first_found]) == ["other"] * n
   out = list(clip_tracks.align_main_face(frames, models, options))
   assert [o.index for o in out] == list(range(n))
   assert face_checks.which_person(models, [o.face for o in out]) == ["-"] * 6 + ["main"] * (n - 6)
   found = clip_tracks.survey(frames, models, options)
-  assert len(found.tracks) == 2 and found.tracks[found.main].indices[0] == 8
+  # The main person pops into the shot at frame 6, which changes its colours like a cut: the
+  # survey looks at frame 6 as the first of a new shot (else at 8, its next sample).
+  assert found.cuts == [6] and len(found.tracks) == 2 and found.tracks[found.main].indices[0] == 6
 
 
 def test_a_face_that_leaves_and_comes_back_is_followed_again(models):
   """The main person leaves the shot for 8 frames while the other stays: the gap has no face
-  (never the other person's), and the frames after the return are used."""
+  (never the other person's), and the frames after the return are used. The other person is
+  the main one's mirror image, the same person to dlib's descriptor (0.18 apart): they stay
+  two people because the survey sees them together, and the one at the edge is where the
+  other person is expected, never the main one."""
   n = 24
   frames = face_checks.people_clip([not 8 <= t < 16 for t in range(n)], [True] * n)
   options = faces.FaceOptions(survey_every=4)
   out = list(clip_tracks.align_main_face(frames, models, options))
   assert face_checks.which_person(models, [o.face for o in out]) == ["main"] * 8 + ["-"] * 8 + ["main"] * 8
   found = clip_tracks.survey(frames, models, options)
-  assert found.tracks[found.main].indices == [0, 4, 16, 20]  # one track across the gap
+  assert found.tracks[found.main].indices == [0, 4, 16, 20]  # one person across the gap
+  assert len(found.tracks) == 2
 
 
 def test_faces_are_found_one_frame_at_a_time(models):

@@ -147,3 +147,28 @@ def test_a_clip_with_two_people_keeps_the_main_one_and_its_return(tmp_path, mode
 
   crops = [np.asarray(Image.open(io.BytesIO(jpeg))) for jpeg in result.frames]
   assert set(face_checks.which_person(models, crops)) == {"main"}
+
+
+def test_cuts_back_to_the_same_person_keep_her_frames_when_preparing_and_predicting(tmp_path, models):
+  """The same code serves `videmo prepare` and `videmo predict`: in a video that cuts twice,
+  each time to the same person elsewhere in the frame, both keep >= 97% of the frames in
+  which HOG on every frame finds her face."""
+  import skimage.data
+
+  import photo_video
+
+  astronaut = skimage.data.astronaut()
+  frames = np.concatenate([photo_video.shot(astronaut, 25, 288, 360, 0.3, seed=1),
+                           photo_video.shot(astronaut, 25, 288, 360, 0.7, seed=2, drift=-0.05),
+                           photo_video.shot(astronaut, 25, 288, 360, 0.5, seed=3, zoom=(1.2, 1.4))])
+  path = tmp_path / "cuts.mp4"
+  video_io.write_video(path, frames, fps=25, crf=12)
+  decoded, _ = video_io.read_video(path)
+  hog = {t for t, frame in enumerate(decoded) if len(models.detector(frame, 0))}
+  assert len(hog) >= 70
+  options = clip_processing.ClipOptions()
+  result = clip_processing.process_clip(clip_processing.ClipTask("cuts", str(path), "cuts.mp4", 0, "test"),
+                                        options, models)
+  assert len(hog & set(result.frame_index)) >= 0.97 * len(hog), sorted(hog - set(result.frame_index))
+  crops = faces_input.faces_from_path(path, options, models, crop_size=224)
+  assert crops.status == record.OK and list(crops.frame_index) == result.frame_index

@@ -1,20 +1,24 @@
-"""The main face of a clip: chosen over the whole clip, then followed (two passes, bounded memory).
+"""The main face of a clip: chosen over the whole clip by identity, then followed (two passes,
+bounded memory).
 
-Films and phone videos show several people, and a person may leave the shot and come back.
-The face to keep is the clip's main one, not whichever face is found first:
+Films and phone videos show several people, cut between shots, and people leave the shot
+and come back. The face to keep is the clip's main person's, in every shot they appear in:
 
-1. Survey (`survey`, pass 1): the detector runs on the whole frame every
-   `FaceOptions.survey_every` frames (coarse scales first, as when acquiring a face). Its
-   boxes are linked into person tracks: a box continues the track it matches
-   (`faces.same_person`: centre within `reentry_distance` face widths of the track's last
-   box, size within `reentry_scale`), the most recently seen track first, so a person who
-   leaves and comes back near where they left is the same track after any gap. Each track
-   scores the sum over its sightings of face area x centrality (1 at the frame's centre, 0.25
-   in its corners); the main track has the highest score. Only boxes are kept, never frames.
-2. Follow (`faces.align_video` with a `target`, pass 2): the tracker takes up only the main
-   face, near where the survey saw it; in frames where the survey did not see the main person
-   within `survey_every` frames (they left, or had not yet come) nobody is taken up, so those
-   frames count as frames without a face, and frames after the return are used.
+1. Survey (`survey`, pass 1): every frame's small colour histogram is compared with the
+   previous one's to find shot cuts (shot_cuts.py). The detector runs on the whole frame at
+   the first frame of every shot and then every `FaceOptions.survey_every` frames (coarse
+   scales first, or the finest directly when the previous sample of the shot found faces
+   only there or none). Its boxes are linked into fragments by position within a shot,
+   fragments into people by appearance (identity.py: dlib's face descriptor, computed only
+   where it decides something), and each person scores the sum over their sightings of face
+   area x centrality (1 at the frame's centre, 0.25 in its corners); the main person has the
+   highest score. Only boxes and one 150x150 chip per fragment are kept, never frames.
+2. Follow (`face_tracker.align_video` with a `MainFacePlan`, pass 2): the tracker takes up
+   only the main person (identity.Recognizer: a face where the main person is expected, or
+   one whose descriptor is theirs), starts afresh on the whole frame at each cut, reuses the
+   survey's detections on the frames it surveyed, and takes up nobody where the survey did
+   not see the main person within `survey_every` frames in the same shot (they left, or had
+   not come yet): those frames count as frames without a face.
 
 A clip in which the survey finds no face at all is followed as before (the first face found),
 so faces that only the finer per-frame search finds are not lost. `survey_every=0` skips
@@ -24,56 +28,41 @@ decoded twice, one frame at a time) or from a sequence already in memory.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from videmo.data.preparation import faces
+from videmo.data.preparation import face_tracker, faces, identity, shot_cuts
+from videmo.data.preparation.identity import PersonTrack  # noqa: F401  (re-exported)
 
 Frames = Callable[[], Iterable[np.ndarray]] | Sequence[np.ndarray]
 
 
 @dataclasses.dataclass
-class PersonTrack:
-  """One person's sightings in the survey: frame indices [n] and boxes [n, 4], and the
-  track's score (sum of face area x centrality)."""
-
-  indices: list[int] = dataclasses.field(default_factory=list)
-  boxes: list[np.ndarray] = dataclasses.field(default_factory=list)
-  score: float = 0.0
-
-  def expected(self, index: int, every: int) -> np.ndarray | None:
-    """The box [4] where this person is expected in frame `index`: interpolated between two
-    sightings at most two survey intervals apart, else the nearest sighting less than `every`
-    frames away; None when the person was not seen near that frame."""
-    position = int(np.searchsorted(self.indices, index))
-    before = position - 1 if position > 0 else None
-    after = position if position < len(self.indices) else None
-    if after is not None and self.indices[after] == index:
-      return self.boxes[after]
-    if before is not None and after is not None and self.indices[after] - self.indices[before] <= 2 * every:
-      a, b = self.indices[before], self.indices[after]
-      w = (index - a) / (b - a)
-      return (1 - w) * self.boxes[before] + w * self.boxes[after]
-    if before is not None and index - self.indices[before] < every:
-      return self.boxes[before]
-    if after is not None and self.indices[after] - index < every:
-      return self.boxes[after]
-    return None
-
-
-@dataclasses.dataclass
 class Survey:
-  """Every person track the survey found, and which is the main one (None: no face seen)."""
+  """What pass 1 found: every person (identity.PersonTrack, the main one marked) and which is
+  the main one (None: no face seen), the survey interval, the first frame of every shot
+  after the first (`cuts`), the whole-frame detections [K, 4] on each surveyed frame, and how
+  many descriptors it computed."""
 
   tracks: list[PersonTrack]
   every: int
   main: int | None
+  cuts: list[int] = dataclasses.field(default_factory=list)
+  detections: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+  descriptors: int = 0
+
+  def shot(self, index: int) -> int:
+    """The shot (0, 1, ...) frame `index` belongs to."""
+    return bisect.bisect_right(self.cuts, index)
 
   def target(self, index: int) -> np.ndarray | None:
-    """The main face's expected box [4] in frame `index` (PersonTrack.expected), or None."""
-    return None if self.main is None else self.tracks[self.main].expected(index, self.every)
+    """The main person's expected box [4] in frame `index` (PersonTrack.expected), or None."""
+    if self.main is None:
+      return None
+    return self.tracks[self.main].expected(index, self.every, self.shot(index))
 
 
 def centrality(box: np.ndarray, height: int, width: int) -> float:
@@ -84,51 +73,84 @@ def centrality(box: np.ndarray, height: int, width: int) -> float:
   return float(1.0 - 0.75 * min(distance / half_diagonal, 1.0))
 
 
-def _detect_survey(models: faces.FaceModels, frame: np.ndarray, options: faces.FaceOptions) -> np.ndarray:
-  """Whole-frame detections [K, 4], coarse scales first; finer scales run only when the
-  coarser ones found nothing."""
+def _detect_survey(models: faces.FaceModels, frame: np.ndarray, scales: Sequence[float]) -> tuple[np.ndarray, float]:
+  """Whole-frame detections [K, 4] at the first of `scales` (coarse to fine) that finds a
+  face, and that scale (the finest when none does)."""
   gray = faces.to_gray(frame)
-  for scale in options.detect_scales:
+  boxes = np.zeros((0, 4))
+  for scale in scales:
     boxes = faces.detect_faces(models, gray, scale)
     if len(boxes):
-      return boxes
-  return np.zeros((0, 4))
-
-
-def _link(tracks: list[PersonTrack], index: int, boxes: np.ndarray, options: faces.FaceOptions) -> None:
-  """Adds the sightings boxes [K, 4] of frame `index` to `tracks`: each box joins the most
-  recently seen track it matches (faces.same_person), else starts a new track."""
-  free = list(range(len(boxes)))
-  for track in sorted(tracks, key=lambda t: -t.indices[-1]):
-    if not free:
-      break
-    pick = faces.same_person(track.boxes[-1], boxes[free], options.reentry_distance, options.reentry_scale)
-    if pick is not None:
-      track.indices.append(index)
-      track.boxes.append(boxes[free.pop(pick)])
-  for k in free:
-    tracks.append(PersonTrack([index], [boxes[k]]))
+      return boxes, scale
+  return boxes, scales[-1]
 
 
 def survey(frames: Iterable[np.ndarray], models: faces.FaceModels, options: faces.FaceOptions) -> Survey:
-  """Pass 1 (see the module docstring): person tracks from whole-frame detections every
-  `options.survey_every` frames of frames [H, W, 3] uint8, and the main one. Keeps boxes
-  only; each frame is dropped as soon as the next one comes."""
+  """Pass 1 (see the module docstring) over frames [H, W, 3] uint8: shot cuts, whole-frame
+  detections at each shot's start and every `options.survey_every` frames, every person of
+  the clip and the main one. Each frame is dropped as soon as the next one comes."""
   every = max(1, options.survey_every)
-  tracks: list[PersonTrack] = []
+  is_cut = shot_cuts.CutDetector(options.cut_threshold)
+  found = Survey([], every, None)
+  fragments: list[identity.Fragment] = []
+  recent: list[identity.Fragment] = []  # the current shot's fragments seen in the last two samples
+  last, finest_first = None, False
   for index, frame in enumerate(frames):
-    if index % every:
+    frame = np.ascontiguousarray(frame)
+    if is_cut(frame):
+      found.cuts.append(index)
+      recent, finest_first = [], False
+    elif last is not None and index - last < every:
       continue
-    boxes = _detect_survey(models, np.ascontiguousarray(frame), options)
-    before = {id(t): len(t.indices) for t in tracks}
-    _link(tracks, index, boxes, options)
+    last = index
+    scales = options.detect_scales[-1:] if finest_first else options.detect_scales
+    boxes, scale = _detect_survey(models, frame, scales)
+    finest_first = scale == options.detect_scales[-1]
+    found.detections[index] = boxes
+    recent = [f for f in recent if index - f.indices[-1] <= 2 * every]
     height, width = frame.shape[:2]
-    for track in tracks:
-      if len(track.indices) > before.get(id(track), 0):
-        box = track.boxes[-1]
-        track.score += float((box[2] - box[0]) * (box[3] - box[1])) * centrality(box, height, width)
-  main = int(np.argmax([t.score for t in tracks])) if tracks else None
-  return Survey(tracks, every, main)
+    for box, k in zip(boxes, identity.link(recent, index, boxes, options)):
+      if k is None:
+        fragments.append(identity.Fragment(found.shot(index)))
+        recent.append(fragments[-1])
+      fragment = fragments[-1] if k is None else recent[k]
+      area = float((box[2] - box[0]) * (box[3] - box[1]))
+      fragment.indices.append(index)
+      fragment.boxes.append(box)
+      fragment.score += area * centrality(box, height, width)
+      if area > fragment.chip_area and models.describer is not None:
+        fragment.chip, fragment.chip_area = identity.face_chip(models, frame, box), area
+
+  def describe(fragment: identity.Fragment) -> np.ndarray | None:
+    if fragment.chip is None:
+      return None
+    found.descriptors += 1
+    return identity.descriptor(models, fragment.chip)
+
+  found.tracks, found.main = identity.people(fragments, describe, options.identity_distance)
+  return found
+
+
+class MainFacePlan:
+  """The follow pass's guide (face_tracker.Plan) from a survey: where the main person is
+  expected, the shot cuts, the surveyed detections, and which face is the main person."""
+
+  def __init__(self, found: Survey, models: faces.FaceModels, options: faces.FaceOptions):
+    self.survey = found
+    self.recognizer = identity.Recognizer(found.tracks, found.main, found.every, found.shot, models, options)
+    self._cuts = set(found.cuts)
+
+  def expected(self, index: int) -> np.ndarray | None:
+    return self.recognizer.expected(index)
+
+  def is_cut(self, index: int) -> bool:
+    return index in self._cuts
+
+  def detections(self, index: int) -> np.ndarray | None:
+    return self.survey.detections.get(index)
+
+  def pick(self, index: int, frame: np.ndarray, boxes: np.ndarray) -> int | None:
+    return self.recognizer.pick(index, frame, boxes)
 
 
 def _passes(frames: Frames) -> Callable[[], Iterable[np.ndarray]]:
@@ -149,8 +171,8 @@ def align_main_face(frames: Frames, models: faces.FaceModels,
   of them on each call (called twice: survey, then follow). survey_every=0: one pass,
   following the first face found."""
   passes = _passes(frames)
-  target = None
+  plan = None
   if options.survey_every > 0:
     found = survey(passes(), models, options)
-    target = found.target if found.main is not None else None
-  yield from faces.align_video(passes(), models, options, target)
+    plan = MainFacePlan(found, models, options) if found.main is not None else None
+  yield from face_tracker.align_video(passes(), models, options, plan)
