@@ -183,16 +183,18 @@ def test_a_face_that_leaves_and_comes_back_is_followed_again(models):
   assert len(found.tracks) == 2
 
 
-def test_faces_are_found_one_frame_at_a_time(models):
-  """Neither pass holds the video: at most a few frames (those waiting for a confirmation) are
-  alive at once, however long the clip."""
+def test_faces_are_found_one_frame_at_a_time(models, monkeypatch):
+  """Memory is bounded however long the clip: a video longer than the survey's buffer is
+  decoded again for the second pass, and then at most a few frames (those waiting for a
+  confirmation) are alive at once; one that fits is decoded once."""
   import gc
   import weakref
 
   clip = face_checks.astronaut_clip(8, seed=2)
-  alive, most = [], [0]
+  alive, most, decodes = [], [0], [0]
 
   def frames():
+    decodes[0] += 1
     for t in range(40):
       frame = clip[t % 8].copy()
       alive.append(weakref.ref(frame))
@@ -201,8 +203,34 @@ def test_faces_are_found_one_frame_at_a_time(models):
       yield frame
 
   options = faces.FaceOptions(redetect_every=5, survey_every=10)
+  monkeypatch.setattr(clip_tracks, "SURVEY_BUFFER_BYTES", 10 * clip[0].nbytes)  # 10 of the 40 frames
   found = [o.found for o in clip_tracks.align_main_face(frames, models, options)]
-  assert len(found) == 40 and all(found)
-  assert most[0] <= options.redetect_every + 2, most[0]
+  assert len(found) == 40 and all(found) and decodes[0] == 2
+  assert most[0] <= 10 + options.redetect_every + 2, most[0]  # the buffer, dropped when full, and a few
+  monkeypatch.setattr(clip_tracks, "SURVEY_BUFFER_BYTES", 40 * clip[0].nbytes)  # the whole clip fits
+  decodes[0] = 0
+  again = [o.found for o in clip_tracks.align_main_face(frames, models, options)]
+  assert again == found and decodes[0] == 1
   with pytest.raises(TypeError, match="twice"):
     list(clip_tracks.align_main_face(iter(clip), models, options))
+
+
+def test_a_video_that_fits_the_survey_buffer_is_decoded_once_and_a_longer_one_twice():
+  from videmo.data.preparation import clip_tracks
+
+  frames = [np.full((4, 4, 3), i, np.uint8) for i in range(5)]
+  decodes = []
+
+  def decode():
+    decodes.append(1)
+    yield from frames
+
+  passes = clip_tracks._passes(decode, buffer_bytes=5 * 48)
+  assert [f[0, 0, 0] for f in passes()] == list(range(5))
+  assert [f[0, 0, 0] for f in passes()] == list(range(5)) and len(decodes) == 1  # from the buffer
+  decodes.clear()
+  passes = clip_tracks._passes(decode, buffer_bytes=4 * 48)  # one frame too many: decoded again
+  assert [f[0, 0, 0] for f in passes()] == list(range(5))
+  assert [f[0, 0, 0] for f in passes()] == list(range(5)) and len(decodes) == 2
+  with pytest.raises(TypeError, match="needs the frames twice"):
+    clip_tracks._passes(iter(frames))

@@ -22,8 +22,9 @@ and come back. The face to keep is the clip's main person's, in every shot they 
 
 A clip in which the survey finds no face at all is followed as before (the first face found),
 so faces that only the finer per-frame search finds are not lost. `survey_every=0` skips
-the survey. Frames come from a callable that returns a fresh iterator per pass (a video is
-decoded twice, one frame at a time) or from a sequence already in memory.
+the survey. Frames come from a callable that returns a fresh iterator per pass (a video,
+decoded one frame at a time: once when its frames fit SURVEY_BUFFER_BYTES, which the survey
+keeps for the follow pass, twice for a longer one) or from a sequence already in memory.
 """
 
 from __future__ import annotations
@@ -153,13 +154,43 @@ class MainFacePlan:
     return self.recognizer.pick(index, frame, boxes)
 
 
-def _passes(frames: Frames) -> Callable[[], Iterable[np.ndarray]]:
-  if callable(frames):
-    return frames
+# Frames of the survey pass kept for the follow pass, at most this many bytes per video (a
+# 720x576 RGB frame is 1.2 MiB: about 200 frames, 8 s at 25 fps, longer than most clips of
+# AFEW-like datasets). A longer video is decoded a second time instead, so memory stays bounded.
+SURVEY_BUFFER_BYTES = 256 * 2**20
+
+
+def _passes(frames: Frames, buffer_bytes: int | None = None) -> Callable[[], Iterable[np.ndarray]]:
+  """A callable giving the frames once per pass. From a callable source (a video file), the
+  first pass keeps what it decodes up to `buffer_bytes` (None: SURVEY_BUFFER_BYTES); if the
+  whole video fits, the second pass reads that instead of decoding the video again."""
+  buffer_bytes = SURVEY_BUFFER_BYTES if buffer_bytes is None else buffer_bytes
   if isinstance(frames, Iterator):
     raise TypeError("align_main_face needs the frames twice: pass a sequence or a callable returning "
                     "a fresh iterator, not a one-shot iterator")
-  return lambda: frames
+  if not callable(frames):
+    return lambda: frames
+  kept: list[np.ndarray] = []
+  state = dict(passes=0, complete=False)
+
+  def first_pass() -> Iterator[np.ndarray]:
+    size = 0
+    for frame in frames():
+      size += frame.nbytes
+      if size <= buffer_bytes:
+        kept.append(frame)
+      elif kept:
+        kept.clear()  # over budget: the next pass decodes again
+      yield frame
+    state["complete"] = size <= buffer_bytes
+
+  def next_pass() -> Iterable[np.ndarray]:
+    state["passes"] += 1
+    if state["passes"] == 1:
+      return first_pass()
+    return list(kept) if state["complete"] else frames()
+
+  return next_pass
 
 
 def align_main_face(frames: Frames, models: faces.FaceModels,
@@ -168,11 +199,13 @@ def align_main_face(frames: Frames, models: faces.FaceModels,
   `face` [S, S, 3] uint8 or None where the main person was not found.
 
   frames: a sequence of RGB frames [H, W, 3] uint8, or a callable returning a fresh iterator
-  of them on each call (called twice: survey, then follow). survey_every=0: one pass,
-  following the first face found."""
+  of them on each call (a video decoded frame by frame: the survey's pass keeps its frames
+  for the follow pass when the video fits SURVEY_BUFFER_BYTES, else it is called again).
+  survey_every=0: one pass, following the first face found."""
+  if options.survey_every <= 0:  # one pass: nothing to keep
+    yield from face_tracker.align_video(frames() if callable(frames) else frames, models, options, None)
+    return
   passes = _passes(frames)
-  plan = None
-  if options.survey_every > 0:
-    found = survey(passes(), models, options)
-    plan = MainFacePlan(found, models, options) if found.main is not None else None
+  found = survey(passes(), models, options)
+  plan = MainFacePlan(found, models, options) if found.main is not None else None
   yield from face_tracker.align_video(passes(), models, options, plan)
