@@ -16,7 +16,8 @@ a rebuilt dataset, whose shards differ) gets a new store. The file is mapped rea
 operating system's page cache holds it once for every process that reads it.
 
 `StoredSource(source, store)` stands in for the split's source: each record as the source
-gives it, with "frames" the store's decoded frames [F, H, W, 3]. Decoding is deterministic, so
+gives it (its other fields parsed once per process and kept: labels, flags, ids), with
+"frames" the store's decoded frames [F, H, W, 3]. Decoding is deterministic, so
 the batches are those of the source, to the bit. A store is built only while the split's frames
 fit `max_bytes` (input.decoded_store_mb); past that `open_or_build` gives None and the run
 keeps the in-process cache.
@@ -141,20 +142,34 @@ class StoredSource:
     if len(source) != len(store):
       raise ValueError(f"the decoded store {store.directory} holds {len(store)} records, the split {len(source)}")
     self.source, self.store = source, store
+    self._fields: dict[int, dict] = {}  # each record's other fields, parsed once per process (small)
 
   def __len__(self) -> int:
     return len(self.source)
 
+  def _record_fields(self, index: int) -> dict:
+    found = self._fields.get(index)
+    if found is None:
+      found = {k: v for k, v in self.source[index].items() if k != "frames"}
+      self._fields[index] = found
+    return found
+
   def __getitem__(self, index: int) -> dict:
     index = int(index) if int(index) >= 0 else int(index) + len(self.source)
-    return {**self.source[index], "frames": self.store.frames(index)}
+    return {**self._record_fields(index), "frames": self.store.frames(index)}
 
   def peek(self, index: int) -> dict:
-    """Record `index` as the source gives it (labels and face flags need no frames)."""
-    return self.source[int(index)]
+    """Record `index`'s fields and frames, as `__getitem__` (the frames are mapped, not decoded)."""
+    return self[index]
 
   def for_workers(self, workers: int) -> "StoredSource":
     return self  # the file is shared: nothing to split
+
+  def __getstate__(self):  # a loader process parses its own records' fields
+    return dict(source=self.source, store=self.store)
+
+  def __setstate__(self, state):
+    self.__init__(state["source"], state["store"])
 
   def __repr__(self) -> str:
     return f"StoredSource({self.source!r}, {self.store.directory})"
