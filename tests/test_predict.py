@@ -120,6 +120,11 @@ def test_predict_command_on_a_folder_with_json_and_report(workdir, videos, tmp_p
   assert [(Path(r["video"]).name, r["status"]) for r in records] == [
       ("astronaut.mp4", "ok"), ("broken.avi", "unreadable"), ("cup.mp4", "no_face")]
   assert "skipping 1 file(s) that are not videos (notes.txt)" in captured.err
+  # a SynthEmo-trained model on a real photograph's face: one note line, a field, a banner
+  notes = [line for line in captured.err.splitlines() if "synthetic drawn faces" in line]
+  assert notes == ["videmo predict: note: this model was trained on synthemo/tiny, synthetic drawn faces: it "
+                   "knows nothing of real faces, and on them its labels and attention maps mean nothing"]
+  assert all(r["trained_on"] == {"dataset": "synthemo/tiny", "synthetic": True} for r in records)
 
   page = (out / "index.html").read_text()
   images = re.findall(r'<img src="([^"]+)"', page)
@@ -127,6 +132,7 @@ def test_predict_command_on_a_folder_with_json_and_report(workdir, videos, tmp_p
   assert (out / images[0]).stat().st_size > 10_000
   assert "<script" not in page and "http" not in page and "<link" not in page  # offline
   assert "no face in any of its 6 frames" in page and "unreadable" in page
+  assert page.count('class="banner"') == 1 and "trained on synthemo/tiny, synthetic drawn faces" in page
   assert [json.loads(line)["status"] for line in (out / "predictions.jsonl").read_text().splitlines()] == \
       ["ok", "unreadable", "no_face"]
 

@@ -129,6 +129,10 @@ def main(argv: list[str]) -> int:
   except (FileNotFoundError, ValueError) as err:
     print(f"videmo predict: {err}", file=sys.stderr)
     return 1
+  if predictor.synthetic_training:  # said even with --quiet: it changes what every line means
+    from videmo.predict.record import SYNTHETIC_NOTICE
+
+    print(f"videmo predict: note: {SYNTHETIC_NOTICE.format(dataset=predictor.trained_on)}", file=sys.stderr)
   folder = None
   if args.report:
     folder = ReportFolder(Path(args.report).expanduser(), f"videmo predict: {args.video}",

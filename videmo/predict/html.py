@@ -28,6 +28,7 @@ td, th { border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left;
 .entry { border-top: 2px solid #ccc; margin-top: 2em; padding-top: 0.5em; }
 .entry img { max-width: 100%; height: auto; }
 .message { color: #8a5a00; }
+.banner { background: #fff3cd; border: 1px solid #e0b100; padding: 0.6em 1em; font-weight: bold; }
 """
 
 
@@ -97,10 +98,17 @@ def page(entries: Sequence[Entry], title: str, note: str = "") -> str:
     blocks.append("\n".join(lines))
   return "\n".join([
       "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{escape(title)}</title>",
-      f"<style>{_STYLE}</style>", "</head>", "<body>", f"<h1>{escape(title)}</h1>", f"<p>{escape(summary)}</p>",
-      f"<p>{escape(note)}</p>" if note else "",
+      f"<style>{_STYLE}</style>", "</head>", "<body>", f"<h1>{escape(title)}</h1>", *_banners(entries),
+      f"<p>{escape(summary)}</p>", f"<p>{escape(note)}</p>" if note else "",
       "<table><tr><th>#</th><th>video</th><th>prediction</th><th>p</th><th>true</th><th></th></tr>",
       *rows, "</table>", *blocks, "</body>", "</html>", ""])
+
+
+def _banners(entries: Sequence[Entry]) -> list[str]:
+  """A banner per synthetic training dataset among the models of the page (record_lib.SYNTHETIC_NOTICE)."""
+  datasets = dict.fromkeys(e.prediction.trained_on or "a synthetic dataset"
+                           for e in entries if e.prediction.synthetic_training)
+  return [f'<p class="banner">Note: {escape(record_lib.SYNTHETIC_NOTICE.format(dataset=d))}.</p>' for d in datasets]
 
 
 def write_index(out_dir: str | os.PathLike, entries: Sequence[Entry], title: str, note: str = "") -> Path:

@@ -78,6 +78,7 @@ class Predictor:
     if num_frames is None:
       num_frames = int(run.config.input.eval_num_frames)
     step_dir = run.step_dir(step)
+    self.trained_on, self.synthetic_training = run.dataset.name, run.dataset.synthetic
     self._setup(model, params, run.convention, run.class_names, run.dataset.clip_options, run.crop_size,
                 num_frames=num_frames, batch_frames=batch_frames, buckets=buckets, max_frames=max_frames,
                 max_seconds=max_seconds, checkpoint=os.fspath(step_dir), step=step)
@@ -87,9 +88,11 @@ class Predictor:
                  class_names: Sequence[str], clip_options: clip_processing.ClipOptions, crop_size: int, *,
                  num_frames: int = 0, batch_frames: int = 32, buckets: Sequence[int] = DEFAULT_BUCKETS,
                  max_frames: int | None = None, max_seconds: float | None = None, checkpoint: str = "",
-                 step: int = 0) -> "Predictor":
-    """A predictor for a model already in memory (e.g. right after training, or in evaluation)."""
+                 step: int = 0, trained_on: str = "", synthetic_training: bool = False) -> "Predictor":
+    """A predictor for a model already in memory (e.g. right after training, or in evaluation);
+    `trained_on`, `synthetic_training`: its training dataset, as the records report it."""
     predictor = cls.__new__(cls)
+    predictor.trained_on, predictor.synthetic_training = trained_on, synthetic_training
     predictor._setup(model, params, convention, class_names, clip_options, crop_size, num_frames=num_frames,
                      batch_frames=batch_frames, buckets=buckets, max_frames=max_frames, max_seconds=max_seconds,
                      checkpoint=checkpoint, step=step)
@@ -210,7 +213,8 @@ class Predictor:
     predictions = []
     for i, (clip, name, (true_label, true_window)) in enumerate(zip(frames, names, truths)):
       base = dict(video=name, checkpoint=self.checkpoint, step=self.step, classes=self.class_names,
-                  pooling=self.model.temporal, num_source_frames=clip.num_source_frames, fps=clip.fps,
+                  pooling=self.model.temporal, trained_on=self.trained_on,
+                  synthetic_training=self.synthetic_training, num_source_frames=clip.num_source_frames, fps=clip.fps,
                   true_label=true_label, true_window=None if true_window is None else tuple(true_window),
                   frames_without_face=list(clip.frames_without_face))
       if i not in outs:

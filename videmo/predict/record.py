@@ -14,6 +14,9 @@ each of them (a test keeps the two in step):
   classes              [E] str      the class names, in the model's order
   pooling              str          the temporal pooling (softmax, average, max, lstm):
                                     what frame_importance means
+  trained_on           {dataset, synthetic}  the dataset the model was trained on, and
+                                    whether its faces are synthetic (SynthEmo): such a
+                                    model knows nothing of real faces
   label, probability   str, float   the predicted class and p(label|S) (null unless ok)
   probabilities        [E]          p(c|S), sums to 1 (null unless ok)
   true_label           str          the ground truth where known (`videmo eval --report`; the
@@ -47,13 +50,17 @@ from videmo.data.clip_status import NO_FACE, OK, UNREADABLE  # preparation's sta
 STATUSES = (OK, NO_FACE, UNREADABLE)
 
 PREDICTION_FIELDS: tuple[str, ...] = (
-    "video", "status", "message", "checkpoint", "step", "classes", "pooling", "label", "probability",
+    "video", "status", "message", "checkpoint", "step", "classes", "pooling", "trained_on", "label", "probability",
     "probabilities", "true_label", "true_window", "num_source_frames", "fps", "frame_index", "frame_time",
     "frame_probabilities",
     "frame_importance", "frames_without_face", "attention",
 )
 
 DECIMALS = 6  # floats in the JSON record are rounded to this many decimals
+
+# What `videmo predict` and the report say of a model trained on synthetic faces.
+SYNTHETIC_NOTICE = ("this model was trained on {dataset}, synthetic drawn faces: it knows nothing of real "
+                    "faces, and on them its labels and attention maps mean nothing")
 
 
 @dataclasses.dataclass
@@ -67,6 +74,8 @@ class Prediction:
   step: int
   classes: tuple[str, ...]
   pooling: str
+  trained_on: str = ""                           # the training dataset's name ("" when unknown)
+  synthetic_training: bool = False               # that dataset's faces are synthetic (SynthEmo)
   num_source_frames: int = 0
   fps: float | None = None
   probabilities: np.ndarray | None = None        # [E]
@@ -124,7 +133,8 @@ class Prediction:
     ok = self.ok
     record = dict(
         video=self.video, status=self.status, message=self.message, checkpoint=self.checkpoint,
-        step=int(self.step), classes=list(self.classes), pooling=self.pooling, label=self.label,
+        step=int(self.step), classes=list(self.classes), pooling=self.pooling,
+        trained_on=dict(dataset=self.trained_on, synthetic=bool(self.synthetic_training)), label=self.label,
         probability=_round(self.probability) if ok else None,
         probabilities=_round(self.probabilities) if ok else None, true_label=self.true_label,
         true_window=None if self.true_window is None else [int(i) for i in self.true_window],

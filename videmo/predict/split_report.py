@@ -92,7 +92,8 @@ def write_eval_report(out_dir: str | os.PathLike, evaluation: Any, max_clips: in
   exp, config, step = evaluation.exp, evaluation.exp.config, evaluation.step
   predictor = predictor_lib.Predictor.from_parts(
       exp.model, jax.device_put(evaluation.params, jax.devices()[0]), exp.convention, exp.class_names,
-      exp.dataset.clip_options, config.input.crop_size, checkpoint=str(evaluation.run.step_dir(step)), step=step)
+      exp.dataset.clip_options, config.input.crop_size, checkpoint=str(evaluation.run.step_dir(step)), step=step,
+      trained_on=evaluation.run.dataset.name, synthetic_training=evaluation.run.dataset.synthetic)
   return write_split_report(Path(out_dir).expanduser(), predictor, exp.eval_source, evaluation.result,
                             exp.class_names, config, title=f"{config.dataset} {config.eval_split}, step {step}",
                             max_clips=max_clips)
