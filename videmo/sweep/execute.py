@@ -53,10 +53,11 @@ def _start(run: Run, threads: int | None, compilation_cache: bool) -> tuple[subp
   return process, time.time()
 
 
-def _record(run: Run, started: float, code: int) -> dict:
+def _record(run: Run, started: float, code: int, threads: int | None) -> dict:
   seconds = time.time() - started
   record = dict(row=run.row.name, seed=run.seed, command=" ".join(["videmo", "train", *run.command_args()]),
                 seconds=round(seconds, 1), exit_code=code, machine=cpu_name(),
+                threads=threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count(),  # sums follow it
                 finished_at=time.strftime("%Y-%m-%d %H:%M:%S"))
   previous = run.workdir / RUN_RECORD
   if previous.is_file():  # a resumed run: its time is the sum of its pieces
@@ -88,6 +89,10 @@ def _last_line(run: Run) -> str:
 def run_local(runs: Sequence[Run], parallel: int = 1, compilation_cache: bool = True) -> int:
   """Runs every unfinished run, `parallel` at a time. Returns the number of runs that failed.
 
+  parallel > 1 gives each run cores / parallel threads (OMP_NUM_THREADS). oneDNN's and XLA's
+  sums then run in another order, and over hundreds of SGD steps a run ends elsewhere, as
+  another seed would: a run reproduces its number only at the same thread count, which each
+  run's record keeps.
   compilation_cache: the runs share JAX's persistent compilation cache
   (`process_setup.compilation_cache_dir`), so a run whose programs a neighbour has compiled
   (the same shapes: every seed of a row, most rows of a table) does not compile them again.
@@ -120,7 +125,7 @@ def run_local(runs: Sequence[Run], parallel: int = 1, compilation_cache: bool = 
         if code is None:
           continue
         del running[run]
-        record = _record(run, started, code)
+        record = _record(run, started, code, threads)
         done += 1
         if code == 0 and run.finished():
           print(f"  [{done}/{len(runs)}] {run.label}: {_summary(run)} in {record['seconds']:.0f} s", flush=True)
