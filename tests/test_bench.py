@@ -76,7 +76,7 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   assert results["batch"] == dict(clips=2, frames=4, size=32)
   assert results["step"]["median_s"] > 0 and len(results["step"]["times_s"]) == 2
   assert results["pipeline"]["batches_per_s"] > 0
-  assert results["pipeline"]["cached_batches_per_s"] > 0 and "once decoded in memory" in text
+  assert results["pipeline"]["cached_batches_per_s"] > 0 and "once decoded (in the shared decoded store)" in text
   assert 0 < results["mfu"]
   # XLA's count of the whole step is the analytic count (same taps) plus elementwise work, the
   # optimiser and the finiteness checks: 7% more on this 1/16-width trunk (1.8% on configs/synthemo.py).

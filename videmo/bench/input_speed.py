@@ -18,7 +18,7 @@ import time
 import jax
 import ml_collections
 
-from videmo.data.loading import decoded_cache
+from videmo.data.loading import decoded_cache, decoded_store
 from videmo.train import experiment
 
 
@@ -33,15 +33,19 @@ def pipeline_speed(config: ml_collections.ConfigDict, batches: int = 10) -> dict
   batch_size = config.batch_size // jax.process_count()
   try:
     first, seconds = _time_batches(experiment.train_batch_stream(config, train, batch_size), batches)
-    cached = None
-    if isinstance(train, decoded_cache.CachedSource) and config.input.workers == 0:
+    cached, where = None, None
+    if isinstance(train, decoded_store.StoredSource):
+      where = "in the shared decoded store"
+    elif isinstance(train, decoded_cache.CachedSource) and config.input.workers == 0:
+      where = "in memory"
+    if where:
       cached = _time_batches(experiment.train_batch_stream(config, train, batch_size), batches)[1]
   except ValueError as err:  # e.g. a crop larger than the dataset's faces
     return dict(skipped=str(err).splitlines()[0])
   rate = batches / seconds
   return dict(batches_per_s=rate, clips_per_s=rate * batch_size,
               frames_per_s=rate * batch_size * config.input.num_frames, first_batch_s=first,
-              cached_batches_per_s=batches / cached if cached else None,
+              cached_batches_per_s=batches / cached if cached else None, decoded_where=where,
               batches=batches, workers=config.input.workers, dataset=f"{config.dataset} {config.train_split}")
 
 

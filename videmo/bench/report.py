@@ -81,7 +81,8 @@ def format_report(results: dict[str, Any]) -> str:
                                     f"{pipe['batches_per_s']:.3g} batches/s = {pipe['clips_per_s']:.3g} clips/s "
                                     f"({pipe['dataset']}, workers={pipe['workers']}; first batch "
                                     f"{pipe['first_batch_s']:.2g} s"
-                                    + (f"; {pipe['cached_batches_per_s']:.3g} batches/s once decoded in memory"
+                                    + (f"; {pipe['cached_batches_per_s']:.3g} batches/s once decoded "
+                                          f"({pipe.get('decoded_where') or 'in memory'})"
                                        if pipe.get("cached_batches_per_s") else "")
                                     + "); the step needs "
                                     f"{1 / step['median_s']:.3g} batches/s")))

@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
   except (FileNotFoundError, ValueError) as err:
     print(f"videmo predict: {err}", file=sys.stderr)
     return 1
-  if predictor.synthetic_training:  # said even with --quiet: it changes what every line means
+  if predictor.synthetic_training and not args.quiet:  # records and report say it regardless
     from videmo.predict.record import SYNTHETIC_NOTICE
 
     print(f"videmo predict: note: {SYNTHETIC_NOTICE.format(dataset=predictor.trained_on)}", file=sys.stderr)

@@ -25,7 +25,6 @@ from jax.experimental import multihost_utils
 
 from videmo import parallel
 from videmo.data.loading import decoded_cache, decoded_store, pipeline
-from videmo.models import video
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
 from videmo.train import dataset_facts, evaluation, optim, run_dir, steps
 from videmo.train.config_check import check_config
