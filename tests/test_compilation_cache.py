@@ -44,7 +44,7 @@ def test_a_second_identical_run_compiles_nothing_new_and_ends_with_the_same_para
 
 def test_a_sweep_child_gets_one_cache_folder_per_host_kind_or_none(monkeypatch):
   env = process_setup.with_compilation_cache({"JAX_COMPILATION_CACHE_DIR": "/shared/jax", "HOME": "/h"})
-  assert env["JAX_COMPILATION_CACHE_DIR"] == f"/shared/jax/{process_setup.host_fingerprint()}"
+  assert env["JAX_COMPILATION_CACHE_DIR"] == "/shared/jax"  # JAX's own option, as the user set it
   assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"
   default = process_setup.with_compilation_cache({"VIDEMO_CACHE_DIR": "/v"})
   assert default["JAX_COMPILATION_CACHE_DIR"] == f"/v/xla/{process_setup.host_fingerprint()}"

@@ -166,12 +166,14 @@ def host_fingerprint() -> str:
 
 
 def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str:
-  """Where a sweep's runs share compiled programs: JAX's own option JAX_COMPILATION_CACHE_DIR if
-  set, else $VIDEMO_CACHE_DIR/xla (default ~/.cache/videmo/xla); one folder per host kind below it."""
+  """Where a sweep's runs share compiled programs: JAX's own option JAX_COMPILATION_CACHE_DIR,
+  as set, if it is set; else $VIDEMO_CACHE_DIR/xla (default ~/.cache/videmo/xla) with one
+  folder per host kind below it."""
   environ = os.environ if environ is None else environ
-  root = environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-      environ.get("VIDEMO_CACHE_DIR") or os.path.join(
-          environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "videmo"), "xla")
+  if environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return environ["JAX_COMPILATION_CACHE_DIR"]
+  root = os.path.join(environ.get("VIDEMO_CACHE_DIR") or os.path.join(
+      environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "videmo"), "xla")
   return os.path.join(root, host_fingerprint())
 
 

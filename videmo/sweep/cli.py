@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--parallel", type=int, default=1, help="run: runs at a time (default 1)")
   parser.add_argument("--no-compilation-cache", action="store_true",
                       help="run: do not share compiled programs between runs (default: JAX's persistent cache "
-                           "in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/videmo/xla, one folder per host kind)")
+                           "in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/videmo/xla with one folder per host kind)")
   parser.add_argument("--index", type=int, help="run: only run number INDEX (0-based, `list` order)")
   parser.add_argument("--cpus", type=int, default=8, help="slurm: CPUs per task")
   parser.add_argument("--sbatch", action="append", default=[], help="slurm: an extra '#SBATCH ...' line")
