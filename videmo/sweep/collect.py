@@ -28,14 +28,14 @@ import numpy as np
 
 from videmo.sweep import statistics
 from videmo.sweep.plan import RUN_RECORD, Plan, Run
-from videmo.train import run_dir
+from videmo.train.trained_run import TrainedRun
 
 
 def read_run(run: Run) -> dict | None:
   """A finished run's numbers (None if it has not finished)."""
   if not run.finished():
     return None
-  metrics = run_dir.read_metrics(run.workdir)
+  metrics = TrainedRun.open(run.workdir).metrics()
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
   spread = metrics.get("frame_importance_spread") or {}

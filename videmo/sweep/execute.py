@@ -20,7 +20,7 @@ from typing import Sequence
 
 from videmo import process_setup
 from videmo.sweep.plan import RUN_RECORD, Run
-from videmo.train import run_dir
+from videmo.train.trained_run import TrainedRun
 
 
 def cpu_name() -> str:
@@ -71,7 +71,7 @@ def _record(run: Run, started: float, code: int, threads: int | None) -> dict:
 
 def _summary(run: Run) -> str:
   try:
-    metrics = run_dir.read_metrics(run.workdir)
+    metrics = TrainedRun.open(run.workdir).metrics()
     headline = metrics[metrics["headline_policy"]]
     return f"WAR {100 * headline['war']:.1f}%  UAR {100 * headline['uar']:.1f}%"
   except (OSError, ValueError, KeyError):

@@ -5,6 +5,7 @@
     run.dataset.class_names, run.dataset.clip_options  # what the data was (train/dataset_facts.py)
     model = run.model(conv_impl="xla")                 # the network, rebuilt with field overrides
     params, step = run.restore(model)                  # shape-checked parameters, on one device
+    run.metrics()                                      # the final metrics record
 
 The path is a work directory (its latest step), its checkpoints folder (the same), or a step
 folder `WORKDIR/checkpoints/<step>`; the files a run holds are named in train/run_dir.py alone.
@@ -115,6 +116,10 @@ class TrainedRun:
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.devices()[0])
     state, step = self.restore_state(model or self.model(), sharding)
     return state.params, step
+
+  def metrics(self, name: str = run_dir.METRICS_NAME) -> dict:
+    """The run's final metrics record (or the `videmo eval` record `name`), as written."""
+    return run_dir.read_metrics(self.workdir, name)
 
   def step_dir(self, step: int) -> Path:
     """WORKDIR/checkpoints/STEP."""
