@@ -98,10 +98,17 @@ def _training_process(group: int, process_id: int) -> int:
   raise AssertionError(f"no training process {process_id} in process group {group}")
 
 
-def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_tiny, tmp_path):
-  one, two = tmp_path / "one", tmp_path / "two"
+@pytest.fixture(scope="module")
+def two_processes(synthemo_tiny, tmp_path_factory):
+  """(work directory, log) of an uninterrupted run of 2 processes x 4 devices, STEPS steps."""
+  workdir = tmp_path_factory.mktemp("two_processes")
+  return workdir, _run(workdir, synthemo_tiny, processes=2, devices=4, port=12402)
+
+
+def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_tiny, two_processes, tmp_path):
+  one = tmp_path / "one"
   _run(one, synthemo_tiny, processes=1, devices=8, port=12401)
-  log_two = _run(two, synthemo_tiny, processes=2, devices=4, port=12402)
+  two, log_two = two_processes
   losses_one, losses_two = _scalars(one), _scalars(two)
   assert sorted(losses_one) == sorted(losses_two) == list(range(1, STEPS + 1)), log_two[-2000:]
   loss_gap = max(abs(losses_one[s] - losses_two[s]) / abs(losses_one[s]) for s in losses_one)
@@ -126,9 +133,8 @@ def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_ti
   assert "Traceback" not in (two / "process_1.log").read_text()
 
 
-def test_both_processes_killed_and_relaunched_end_as_an_uninterrupted_run(synthemo_tiny, tmp_path):
-  straight, killed = tmp_path / "straight", tmp_path / "killed"
-  _run(straight, synthemo_tiny, processes=2, devices=4, port=12403)
+def test_both_processes_killed_and_relaunched_end_as_an_uninterrupted_run(synthemo_tiny, two_processes, tmp_path):
+  (straight, _), killed = two_processes, tmp_path / "killed"
   launcher = _launch(killed, synthemo_tiny, processes=2, devices=4, port=12404, start_new_session=True)
   deadline = time.time() + 300
   while time.time() < deadline and launcher.poll() is None:

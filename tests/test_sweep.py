@@ -158,3 +158,10 @@ def test_grid_plan_and_bad_input(tmp_path, capsys):
   assert "no field 'model.nope'" in capsys.readouterr().err
   assert main(["sweep", "list", f"--plan={tmp_path / 'missing.py'}", f"--workdir={tmp_path}"]) == 2
   assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_sweep_tests_share_one_worker(request):
+  """The session fixture above runs once only if xdist's loadgroup keeps this module on one
+  worker; pytest 9 ignores the node-id suffix pytest-xdist 3.8 groups by (hence pytest<9)."""
+  if hasattr(request.config, "workerinput") and request.config.getvalue("loadgroup"):
+    assert request.node.nodeid.endswith("@sweep"), request.node.nodeid

@@ -5,6 +5,7 @@
     videmo predict clip.mp4 --checkpoint runs/synthemo --json                         # one JSON record per video
     videmo predict synthemo_clip.mp4 --checkpoint runs/synthemo --aligned             # frames already are faces
     videmo predict ~/videos --checkpoint runs/synthemo --max_seconds 10 --timing      # first 10 s; where time went
+    videmo predict party.mp4 --checkpoint runs/synthemo --faces all --timeline t.csv  # everyone; per-frame CSV
 
 VIDEO_OR_FOLDER is a video file, a folder of frame images, or a folder searched (with its
 subfolders) for video files and frame folders. Each video is decoded, its face found and
@@ -13,6 +14,12 @@ input.eval_num_frames evenly spaced ones; --frames overrides). One line per vide
 printed (prediction, probability, top-3), or with --json one record per line (fields:
 docs/predict.md). Videos without a face or that cannot be read get a line (a record) that
 says so; the others still run. Exit status: 0, or 1 when no video got a prediction.
+
+--faces all follows every person in the shot instead of the main face alone: each keeps one
+number through cuts, occlusions and re-entries, and gets a prediction pooled over their own
+frames (a line, a record with `person` and `frames`, a row of the report). --timeline FILE
+(.csv or .jsonl) writes one row per frame seen and person (videmo/predict/timeline.py); with
+it the model sees every frame with a face unless --frames says otherwise.
 
 A folder runs as a stream (videmo/predict/stream.py): the next videos are decoded and their
 faces found in a background thread while the model works, the frames of several short
@@ -43,6 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--frames", type=int, default=None,
                       help="frames the model sees per video: 0 = every frame with a face, N = N evenly "
                            "spaced ones (default: the config's input.eval_num_frames)")
+  parser.add_argument("--faces", choices=("main", "all"), default="main",
+                      help="main: the clip's main face (default); all: every person, one prediction each")
+  parser.add_argument("--timeline", metavar="FILE", default=None,
+                      help="write one row per frame seen and person to FILE (.csv or .jsonl; columns: docs/predict.md)")
   parser.add_argument("--batch_frames", type=int, default=32, help="frames per forward pass (default 32)")
   parser.add_argument("--report_frames", type=int, default=8, help="frames shown per figure (default 8)")
   parser.add_argument("--max_frames", type=int, default=None,
@@ -109,6 +120,15 @@ def check_args(args: argparse.Namespace) -> None:
     raise SystemExit(f"videmo predict: --max_seconds must be > 0, got {args.max_seconds}")
   if args.prefetch is not None and args.prefetch < 0:
     raise SystemExit(f"videmo predict: --prefetch must be >= 0, got {args.prefetch}")
+  if args.faces == "all" and args.aligned:
+    raise SystemExit("videmo predict: --faces all finds the faces, so it cannot be used with --aligned")
+  if args.timeline is not None:
+    from videmo.predict import timeline
+
+    try:
+      timeline.check_path(Path(args.timeline).expanduser())
+    except ValueError as err:
+      raise SystemExit(f"videmo predict: {err}") from None
 
 
 def main(argv: list[str]) -> int:
@@ -119,12 +139,13 @@ def main(argv: list[str]) -> int:
   from tqdm import tqdm
 
   from videmo.data.synthemo import render_clip
-  from videmo.predict import stream
+  from videmo.predict import stream, timeline
   from videmo.predict.predictor import Predictor
   from videmo.predict.report_folder import ReportFolder
 
+  num_frames = 0 if args.frames is None and args.timeline else args.frames  # a timeline: every frame
   try:
-    predictor = Predictor(args.checkpoint, num_frames=args.frames, batch_frames=args.batch_frames,
+    predictor = Predictor(args.checkpoint, num_frames=num_frames, batch_frames=args.batch_frames,
                           max_frames=args.max_frames, max_seconds=args.max_seconds)
   except (FileNotFoundError, ValueError) as err:
     print(f"videmo predict: {err}", file=sys.stderr)
@@ -152,24 +173,38 @@ def main(argv: list[str]) -> int:
   bar = tqdm(total=len(videos), desc="predict", unit=" video", file=sys.stderr,
              disable=True if args.quiet or len(videos) == 1 else None)  # None: off unless stderr is a terminal
   predictions = stream.predict_stream(predictor, map(job, videos), aligned=args.aligned,
-                                      keep_faces=folder is not None, prefetch=prefetch, timing=timing)
+                                      keep_faces=folder is not None, prefetch=prefetch,
+                                      everyone=args.faces == "all", timing=timing)
+  rows = None if args.timeline is None else timeline.TimelineWriter(Path(args.timeline).expanduser(),
+                                                                    predictor.class_names)
+  paths = {os.fspath(path): path for path in videos}
   try:
-    for path, prediction in zip(videos, predictions):
+    for prediction in predictions:
       predicted += prediction.ok
       bar.write(json.dumps(prediction.to_json()) if args.json else prediction.summary(), file=sys.stdout)
+      name = names[paths[prediction.video]]
       if folder is not None:
-        folder.add(prediction, name=names[path])
-      done += 1
-      bar.update(1)
+        folder.add(prediction, name=name if prediction.person is None else f"{name}_person{prediction.person}")
+      if rows is not None:
+        rows.write(timeline.rows_of(prediction))
+      if prediction.person in (None, 0):  # a video's first record
+        done += 1
+        bar.update(1)
   except KeyboardInterrupt:
     predictions.close()
     bar.close()
+    if rows is not None:
+      rows.close()
     print(f"videmo predict: interrupted after {done} of {len(videos)} videos", file=sys.stderr)
     if folder is not None and folder.entries:
       print(f"videmo predict: wrote {folder.finish(note=f'model: {predictor.checkpoint} (interrupted)')}",
             file=sys.stderr)
     return 130
   bar.close()
+  if rows is not None:
+    rows.close()
+    if not args.quiet:
+      print(f"videmo predict: wrote {rows.rows_written} timeline rows to {rows.path}", file=sys.stderr)
   if folder is not None:
     index = folder.finish(note=f"model: {predictor.checkpoint}")
     if not args.quiet:

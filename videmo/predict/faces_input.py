@@ -40,7 +40,10 @@ class FaceFrames:
   crops [T, C, C, 3] uint8 (T = 0 unless status is ok); frame_index [T]: source frame of
   each crop; frames_without_face: source frames with no face; status/message: see record.py;
   frame_time [T]: seconds of each crop's source frame from the first frame, from the video's
-  timestamps (None when unknown: frame folders, frames given without an fps).
+  timestamps (None when unknown: frame folders, frames given without an fps); face_box [T, 4]:
+  each crop's face box (x0, y0, x1, y1) in its source frame's pixels (None when unknown: aligned
+  frames); person: the person's number when every person is followed (None: the main face);
+  frames_with_face: every source frame where this face was found (None: not recorded).
   """
 
   crops: np.ndarray
@@ -51,6 +54,9 @@ class FaceFrames:
   status: str = record_lib.OK
   message: str = ""
   frame_time: np.ndarray | None = None
+  face_box: np.ndarray | None = None
+  person: int | None = None
+  frames_with_face: list[int] | None = None
 
 
 def failed(status: str, message: str, num_source_frames: int = 0, fps: float | None = None,
@@ -130,19 +136,40 @@ def faces_from_path(path: str | os.PathLike, options: clip_processing.ClipOption
   if aligned:
     return _aligned_from_path(path, options, crop_size, num_frames)
   task = clip_processing.ClipTask(os.fspath(path), os.fspath(path), os.fspath(path), -1, "predict")
-  result = clip_processing.process_clip(task, options, models)
+  return _from_result(clip_processing.process_clip(task, options, models), crop_size, num_frames)
+
+
+def people_from_path(path: str | os.PathLike, options: clip_processing.ClipOptions, models: faces.FaceModels,
+                     crop_size: int, num_frames: int | None = None, *, max_frames: int | None = None,
+                     max_seconds: float | None = None) -> list[FaceFrames]:
+  """The crops of every person of a video file or frame folder (`clip_processing.process_clip_people`),
+  one FaceFrames each with `person` set, in order of first sighting; a video that cannot be read
+  or shows nobody gives one FaceFrames saying so. Never raises on a bad file."""
+  options = _with_limits(options, max_frames, max_seconds)
+  task = clip_processing.ClipTask(os.fspath(path), os.fspath(path), os.fspath(path), -1, "predict")
+  results = clip_processing.process_clip_people(task, options, models)
+  return [_from_result(result, crop_size, num_frames) for result in results]
+
+
+def _from_result(result: clip_processing.ClipResult, crop_size: int, num_frames: int | None) -> FaceFrames:
+  """The crops of one prepared clip (one person of a video)."""
   if result.status in (clip_processing.EMPTY, clip_processing.UNREADABLE):
     return failed(record_lib.UNREADABLE, result.message, result.num_source_frames, result.fps)
   if result.status == clip_processing.NO_FACE:
     return failed(record_lib.NO_FACE, result.message, result.num_source_frames, result.fps,
                   result.missing_frames)
   crops, index = select_crops(result.frames, result.face_found, result.frame_index, crop_size, num_frames)
-  stored_times = None
+  position = {int(i): k for k, i in enumerate(result.frame_index)}
+  times = None
   if result.frame_time is not None:
-    stored_times = dict(zip(result.frame_index, result.frame_time))
-  times = None if stored_times is None else np.asarray([stored_times[int(i)] for i in index], np.float64)
+    times = np.asarray([result.frame_time[position[int(i)]] for i in index], np.float64)
+  boxes = None
+  if result.face_box is not None:
+    boxes = np.asarray([result.face_box[position[int(i)]] or [np.nan] * 4 for i in index], np.float64).reshape(-1, 4)
+  found = [int(i) for i, ok in zip(result.frame_index, result.face_found) if ok]
   return FaceFrames(crops, index, result.num_source_frames, list(result.missing_frames), result.fps,
-                    record_lib.OK, result.message, times)
+                    record_lib.OK, result.message, times, face_box=boxes, person=result.person,
+                    frames_with_face=found)
 
 
 def _aligned_from_path(path, options: clip_processing.ClipOptions, crop_size: int,

@@ -78,9 +78,9 @@ def page(entries: Sequence[Entry], title: str, note: str = "") -> str:
     label = escape(p.label) if p.ok else f'<span class="none">{escape(p.status.replace("_", " "))}</span>'
     probability = f"{100 * p.probability:.1f}%" if p.ok else ""
     true = escape(p.true_label) if p.true_label is not None else ""
-    rows.append(f'<tr class="{css}"><td>{number}</td><td><a href="#{anchor}">{escape(p.video)}</a></td>'
+    rows.append(f'<tr class="{css}"><td>{number}</td><td><a href="#{anchor}">{escape(p.name)}</a></td>'
                 f"<td>{label}</td><td>{probability}</td><td>{true}</td><td>{verdict}</td></tr>")
-    lines = [f'<div class="entry" id="{anchor}">', f"<h2>{number}. {escape(p.video)}</h2>"]
+    lines = [f'<div class="entry" id="{anchor}">', f"<h2>{number}. {escape(p.name)}</h2>"]
     if p.ok:
       top = ", ".join(f"{escape(name)} {100 * prob:.1f}%" for name, prob in p.top(3))
       lines.append(f'<p class="{css}"><b>{escape(p.label)}</b> {probability} &nbsp; (top-3: {top})'
@@ -93,7 +93,7 @@ def page(entries: Sequence[Entry], title: str, note: str = "") -> str:
     if p.message:
       lines.append(f'<p class="message">{escape(p.message)}</p>')
     if entry.figure:
-      lines.append(f'<img src="{escape(relative_url(entry.figure))}" alt="{escape(p.video)}" loading="lazy">')
+      lines.append(f'<img src="{escape(relative_url(entry.figure))}" alt="{escape(p.name)}" loading="lazy">')
     lines.append("</div>")
     blocks.append("\n".join(lines))
   return "\n".join([

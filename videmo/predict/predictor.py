@@ -160,6 +160,14 @@ class Predictor:
     return faces_input.faces_from_frames(self._capped(video_or_frames, fps), self.clip_options, models,
                                          self.crop_size, num_frames, aligned, fps)
 
+  def people(self, path: str | os.PathLike) -> list[faces_input.FaceFrames]:
+    """The crops of every person of a video file or frame folder, one FaceFrames each (`person`
+    0, 1, ... in order of first appearance), as `faces` makes the main face's; a video that
+    cannot be read or shows nobody gives one FaceFrames saying so."""
+    return faces_input.people_from_path(path, self.clip_options, self.face_models, self.crop_size,
+                                        self.num_frames or None, max_frames=self.max_frames,
+                                        max_seconds=self.max_seconds)
+
   def _capped(self, frames: Iterable[np.ndarray], fps: float | None) -> list[np.ndarray] | np.ndarray:
     """Frames given in memory, cut to `max_frames` and `max_seconds` (which needs their fps)."""
     limit = self.max_frames
@@ -216,14 +224,15 @@ class Predictor:
                   pooling=self.model.temporal, trained_on=self.trained_on,
                   synthetic_training=self.synthetic_training, num_source_frames=clip.num_source_frames, fps=clip.fps,
                   true_label=true_label, true_window=None if true_window is None else tuple(true_window),
-                  frames_without_face=list(clip.frames_without_face))
+                  frames_without_face=list(clip.frames_without_face), person=clip.person,
+                  frames=None if clip.frames_with_face is None else list(clip.frames_with_face))
       if i not in outs:
         predictions.append(record.Prediction(status=clip.status, message=clip.message, **base))
         continue
       out = outs[i]
       predictions.append(record.Prediction(
           status=record.OK, message=clip.message, probabilities=np.exp(out["log_probs"]),
-          frame_index=np.asarray(clip.frame_index), frame_time=clip.frame_time,
+          frame_index=np.asarray(clip.frame_index), frame_time=clip.frame_time, face_box=clip.face_box,
           frame_probabilities=out["frame_probabilities"],
           frame_importance=out["frame_importance"], attention=out["attention"],
           faces=clip.crops if keep_faces else None, **base))

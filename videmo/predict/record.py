@@ -7,6 +7,8 @@ N attention heads and the attention grid gh x gw = (C/16) x (C/16) of C x C face
 each of them (a test keeps the two in step):
 
   video                str          the file or frame folder
+  person               int          `--faces all`: the person's number in the video (0, 1, ...
+                                    in order of first appearance); null: the main face
   status               str          "ok", "no_face" (no frame has a face) or "unreadable"
   message              str          one line: why there is no prediction, or what happened
                                     on the way (a video that breaks off); "" otherwise
@@ -28,9 +30,15 @@ each of them (a test keeps the two in step):
   frame_index          [T] int      the source frame of each frame the model saw
   frame_time           [T] float    its time in seconds from the first frame, from the video's
                                     timestamps (variable frame rates too); null when unknown
+  face_box             [T, 4] float the face's box (x0, y0, x1, y1) in that source frame's
+                                    pixels; null when unknown (--aligned, stored clips)
   frame_probabilities  [T, E]       per-frame class probabilities, softmax_c(o_fc / τ)
   frame_importance     [T]          p(f|S) (or the pooling's analogue), sums to 1
-  frames_without_face  [int]        source frames where no face was found
+  frames_without_face  [int]        source frames where no face was found (with --faces all:
+                                    where this person's face was not found)
+  frames               [int]        source frames where the face (this person's) was found,
+                                    all of them, whether or not the model saw each; null
+                                    when not recorded (--aligned, stored clips)
   attention            [T, N, gh, gw]  each head's attention over the face grid (each map
                                     sums to 1); null for models without attention
 
@@ -50,10 +58,9 @@ from videmo.data.clip_status import NO_FACE, OK, UNREADABLE  # preparation's sta
 STATUSES = (OK, NO_FACE, UNREADABLE)
 
 PREDICTION_FIELDS: tuple[str, ...] = (
-    "video", "status", "message", "checkpoint", "step", "classes", "pooling", "trained_on", "label", "probability",
+    "video", "person", "status", "message", "checkpoint", "step", "classes", "pooling", "trained_on", "label", "probability",
     "probabilities", "true_label", "true_window", "num_source_frames", "fps", "frame_index", "frame_time",
-    "frame_probabilities",
-    "frame_importance", "frames_without_face", "attention",
+    "face_box", "frame_probabilities", "frame_importance", "frames_without_face", "frames", "attention",
 )
 
 DECIMALS = 6  # floats in the JSON record are rounded to this many decimals
@@ -87,6 +94,9 @@ class Prediction:
   frame_importance: np.ndarray | None = None     # [T]
   frames_without_face: list[int] = dataclasses.field(default_factory=list)
   attention: np.ndarray | None = None            # [T, N, gh, gw]
+  person: int | None = None                      # --faces all: the person's number; None: the main face
+  face_box: np.ndarray | None = None             # [T, 4] pixels of each source frame, or None
+  frames: list[int] | None = None                # source frames where this face was found, or None
   faces: np.ndarray | None = dataclasses.field(default=None, repr=False)  # [T, C, C, 3] uint8, not in JSON
 
   @property
@@ -108,14 +118,19 @@ class Prediction:
     order = np.argsort(-np.asarray(self.probabilities), kind="stable")[:k]
     return [(self.classes[i], float(self.probabilities[i])) for i in order]
 
+  @property
+  def name(self) -> str:
+    """The video, and the person when every person is predicted: 'clip.mp4 [person 1]'."""
+    return self.video if self.person is None else f"{self.video} [person {self.person}]"
+
   def summary(self) -> str:
     """One line: 'clip.mp4: Happy 62.0% (top-3: Happy 62.0%, Sad 20.1%, Fear 8.3%); 48 frames, 0 without a face'."""
     if self.status == NO_FACE:
-      return f"{self.video}: no prediction: {self.message}"
+      return f"{self.name}: no prediction: {self.message}"
     if not self.ok:
-      return f"{self.video}: no prediction: {self.status}: {self.message}"
+      return f"{self.name}: no prediction: {self.status}: {self.message}"
     top = ", ".join(f"{name} {100 * p:.1f}%" for name, p in self.top(3))
-    line = (f"{self.video}: {self.label} {100 * self.probability:.1f}% (top-3: {top}); "
+    line = (f"{self.name}: {self.label} {100 * self.probability:.1f}% (top-3: {top}); "
             f"{len(self.frame_index)} frames seen, {len(self.frames_without_face)} without a face")
     return line + (f"; {self.message}" if self.message else "")
 
@@ -132,7 +147,7 @@ class Prediction:
     """The JSON record (plain lists and numbers), fields in PREDICTION_FIELDS order."""
     ok = self.ok
     record = dict(
-        video=self.video, status=self.status, message=self.message, checkpoint=self.checkpoint,
+        video=self.video, person=None if self.person is None else int(self.person), status=self.status, message=self.message, checkpoint=self.checkpoint,
         step=int(self.step), classes=list(self.classes), pooling=self.pooling,
         trained_on=dict(dataset=self.trained_on, synthetic=bool(self.synthetic_training)), label=self.label,
         probability=_round(self.probability) if ok else None,
@@ -140,9 +155,11 @@ class Prediction:
         true_window=None if self.true_window is None else [int(i) for i in self.true_window],
         num_source_frames=int(self.num_source_frames), fps=None if self.fps is None else float(self.fps),
         frame_index=[int(i) for i in self.frame_index], frame_time=_round(self.times()),
+        face_box=_round(self.face_box) if ok and self.face_box is not None else None,
         frame_probabilities=_round(self.frame_probabilities) if ok else [],
         frame_importance=_round(self.frame_importance) if ok else [],
         frames_without_face=[int(i) for i in self.frames_without_face],
+        frames=None if self.frames is None else [int(i) for i in self.frames],
         attention=_round(self.attention) if ok and self.attention is not None else None,
     )
     assert tuple(record) == PREDICTION_FIELDS, "Prediction.to_json and PREDICTION_FIELDS disagree"

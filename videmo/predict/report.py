@@ -10,6 +10,9 @@ looked and when.
     (d)    frame importance over the whole clip, shown frames marked, frames without a
            face ticked below; p(chosen class | frame) dashed on the right axis; the true
            expressive window shaded green where it is known (SynthEmo)
+    (e)    the timeline: every class's p(c | frame) over the video's time in seconds (from
+           its timestamps; source frames when unknown), the chosen class in red, the
+           same numbers as `videmo predict --timeline` writes
 
 Where a model has no attention (spatial='average') or its pooling has no frame importance
 (average pooling weighs every frame 1/T), the figure says so in words in that panel. Max
@@ -85,7 +88,7 @@ def figure(prediction: record_lib.Prediction, max_frames: int = 8):
   k = len(shown)
   heads = 0 if prediction.attention is None else prediction.attention.shape[1]
   attention_rows = max(heads, 1)
-  ratios = [1.0] + ([1.0] * heads if heads else [0.45]) + [0.9, 1.3]
+  ratios = [1.0] + ([1.0] * heads if heads else [0.45]) + [0.9, 1.3, 1.3]
   fig = Figure(figsize=(max(7.0, 1.45 * k + 1.2), 1.5 * sum(ratios) + 0.9), dpi=100)
   grid = fig.add_gridspec(len(ratios), k, height_ratios=ratios, hspace=0.6, wspace=0.12,
                           left=0.07, right=0.93, top=1 - 1.05 / fig.get_figheight(), bottom=0.07)
@@ -98,7 +101,8 @@ def figure(prediction: record_lib.Prediction, max_frames: int = 8):
     ax.set_axis_off()
     ax.text(0.5, 0.5, NO_ATTENTION_NOTE, ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
   _draw_frame_bars(fig, grid, prediction, shown, chosen, row=1 + attention_rows)
-  _draw_importance(fig.add_subplot(grid[-1, :]), prediction, shown, chosen)
+  _draw_importance(fig.add_subplot(grid[-2, :]), prediction, shown, chosen)
+  _draw_timeline(fig.add_subplot(grid[-1, :]), prediction, chosen)
   first, second = title_lines(prediction)
   wrong = prediction.true_label is not None and prediction.true_label != prediction.label
   fig.suptitle(first, fontsize=11, color=RED if wrong else "black", y=1 - 0.12 / fig.get_figheight(), va="top")
@@ -185,6 +189,21 @@ def _draw_importance(ax, prediction, shown, chosen: int) -> None:
   last = max(int(index.max()), int(missing.max()) if len(missing) else 0, prediction.num_source_frames - 1)
   ax.set_xlim(-0.5, last + 0.5)
   ax.set_xlabel("source frame" + (f" ({prediction.fps:g} fps)" if prediction.fps else ""), fontsize=8)
+  ax.tick_params(labelsize=7)
+
+
+def _draw_timeline(ax, prediction, chosen: int) -> None:
+  times = prediction.times()
+  x = np.asarray(prediction.frame_index, np.float64) if times is None else times
+  probabilities = np.asarray(prediction.frame_probabilities)
+  for c, name in enumerate(prediction.classes):
+    ax.plot(x, probabilities[:, c], lw=1.6 if c == chosen else 0.8, color=RED if c == chosen else None,
+            alpha=1.0 if c == chosen else 0.7, label=name, marker="." if len(x) < 30 else None, ms=3)
+  ax.set_ylim(0, 1.02)
+  ax.set_ylabel("p(c | frame)", fontsize=8)
+  ax.set_xlabel("seconds" if times is not None else "source frame", fontsize=8)
+  ax.set_title("timeline: each class's probability per frame", fontsize=9)
+  ax.legend(loc="upper left", fontsize=6, frameon=False, ncol=min(len(prediction.classes), 7))
   ax.tick_params(labelsize=7)
 
 

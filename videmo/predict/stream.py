@@ -78,13 +78,18 @@ def one_line(err: BaseException) -> str:
   return f"{type(err).__name__}: {text.splitlines()[0] if text else '(no message)'}"
 
 
-def _faces(predictor: Predictor, job: VideoJob, aligned: bool) -> tuple[faces_input.FaceFrames, float]:
-  """(the video's crops or why there are none, seconds taken); never raises on a bad video."""
+def _faces(predictor: Predictor, job: VideoJob, aligned: bool,
+           everyone: bool) -> tuple[list[faces_input.FaceFrames], float]:
+  """(the video's crops or why there are none: one FaceFrames, or one per person when
+  `everyone`; seconds taken). Never raises on a bad video."""
   start = time.perf_counter()
   try:
-    frames = predictor.faces(job.source, aligned=aligned)
+    if everyone and not isinstance(job.source, np.ndarray):
+      frames = predictor.people(job.source)
+    else:
+      frames = [predictor.faces(job.source, aligned=aligned)]
   except Exception as err:  # noqa: BLE001  one odd video must not stop a folder
-    frames = faces_input.failed(record.UNREADABLE, one_line(err))
+    frames = [faces_input.failed(record.UNREADABLE, one_line(err))]
   return frames, time.perf_counter() - start
 
 
@@ -108,11 +113,15 @@ def _predict_group(predictor: Predictor, group: list[tuple[VideoJob, faces_input
 
 
 def predict_stream(predictor: Predictor, jobs: Iterable[VideoJob], *, aligned: bool = False,
-                   keep_faces: bool = False, prefetch: int = DEFAULT_PREFETCH,
+                   keep_faces: bool = False, prefetch: int = DEFAULT_PREFETCH, everyone: bool = False,
                    timing: StreamTiming | None = None) -> Iterator[record.Prediction]:
-  """Predictions of `jobs`, in their order (see the module docstring); `timing` is filled in as it goes."""
+  """Predictions of `jobs`, in their order (see the module docstring); `timing` is filled in as it goes.
+  everyone: one prediction per person of each video (`Predictor.people`, `Prediction.person`),
+  in order of first appearance, instead of one for its main face."""
   if prefetch < 0:
     raise ValueError(f"prefetch must be >= 0 (0: faces in the calling thread), got {prefetch}")
+  if everyone and aligned:
+    raise ValueError("every person (everyone=True) needs face detection: it cannot be used with aligned=True")
   timing = timing if timing is not None else StreamTiming()
   start, passes = time.perf_counter(), predictor.forward_passes
   todo = iter(jobs)
@@ -124,28 +133,28 @@ def predict_stream(predictor: Predictor, jobs: Iterable[VideoJob], *, aligned: b
       job = next(todo, None)
       if job is None:
         return
-      window.append((job, executor.submit(_faces, predictor, job, aligned) if executor else None))
+      window.append((job, executor.submit(_faces, predictor, job, aligned, everyone) if executor else None))
 
-  def made(job: VideoJob, future: Future | None) -> faces_input.FaceFrames:
-    frames, seconds = future.result() if future is not None else _faces(predictor, job, aligned)
+  def made(job: VideoJob, future: Future | None) -> list[tuple[VideoJob, faces_input.FaceFrames]]:
+    frames, seconds = future.result() if future is not None else _faces(predictor, job, aligned, everyone)
     timing.faces_s += seconds
-    return frames
+    return [(job, f) for f in frames]
 
   try:
     refill()
     while window:
       waited = time.perf_counter()
-      group = [(window[0][0], made(*window.popleft()))]  # the next video, waiting for it if need be
+      group = made(*window.popleft())  # the next video, waiting for it if need be
       timing.waiting_s += time.perf_counter() - waited if executor else 0.0
       while window and window[0][1] is not None and window[0][1].done():  # and every one already made
-        group.append((window[0][0], made(*window.popleft())))
+        group += made(*window.popleft())
       refill()
       began = time.perf_counter()
       predictions = _predict_group(predictor, group, keep_faces)
       timing.model_s += time.perf_counter() - began
       timing.forward_passes = predictor.forward_passes - passes
       for prediction in predictions:
-        timing.videos += 1
+        timing.videos += prediction.person is None or prediction.person == 0
         timing.frames += len(prediction.frame_index)
         timing.source_frames += prediction.num_source_frames
         timing.wall_s = time.perf_counter() - start

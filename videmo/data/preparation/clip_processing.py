@@ -1,8 +1,11 @@
 """One clip, start to finish: decode, find and align the main face in each frame, JPEG-encode.
 
-The video is decoded twice, a frame at a time (memory does not grow with its length): once
-to choose the clip's main face over the whole clip, once to follow and align it
-(clip_tracks.py); frames where the main person is not seen count as frames without a face.
+The video is read twice, a frame at a time: once to choose the clip's main face over the
+whole clip, once to follow and align it (clip_tracks.py; the first pass keeps its decoded
+frames for the second when they fit clip_tracks.SURVEY_BUFFER_BYTES, so a clip of usual
+length is decoded once and memory stays bounded for a long one); frames where the main
+person is not seen count as frames without a face. `process_clip_people` follows every
+person instead, one result each.
 Times come from the frames' timestamps: `fps` is measured from them and `frame_time` gives
 each stored frame's time in seconds (variable-frame-rate phone videos included).
 `ClipOptions.max_frames` / `max_seconds` stop a long video early and say so in `message`.
@@ -86,7 +89,8 @@ class ClipResult:
   of each stored frame); frame_time [F]: its time in seconds from the first frame, from the
   timestamps (None for frame folders); missing_frames: source frames without a face;
   num_source_frames: frames decoded; frames_detected: frames where the detector itself found
-  the face; fps: measured from the timestamps (None for frame folders)."""
+  the face; fps: measured from the timestamps (None for frame folders); face_box [F]: each
+  stored frame's face box in the source frame's pixels (None where no face was found)."""
 
   clip_id: str
   source: str
@@ -104,6 +108,9 @@ class ClipResult:
   frame_time: list[float] | None = None
   missing_frames: list[int] = dataclasses.field(default_factory=list)
   seconds: float = 0.0
+  face_box: list[list[float] | None] | None = None  # [F] each stored frame's face box (x0, y0, x1, y1), or None
+  person: int | None = None   # process_clip_people: the person's number (in order of first sighting)
+  main: bool = True           # ... and whether they are the clip's main person
 
   @property
   def frames_with_face(self) -> int:
@@ -114,12 +121,45 @@ class ClipResult:
     return dataclasses.replace(self, frames=[])
 
 
+class _Faces:
+  """One person's outcome per source frame, as the tracker settles them: the JPEG of the
+  aligned face (None: not found) and its box [4] in the frame's pixels."""
+
+  def __init__(self):
+    self.crops: list[bytes | None] = []
+    self.boxes: list[list[float] | None] = []
+    self.detected = 0
+
+  def add(self, aligned: faces.AlignedFrame, jpeg_quality: int) -> None:
+    if aligned.found:
+      self.crops.append(schema.encode_jpeg(aligned.face, jpeg_quality))
+      self.boxes.append(None if aligned.box is None else [round(float(v), 2) for v in aligned.box])
+      self.detected += int(aligned.detected)
+    else:
+      self.crops.append(None)
+      self.boxes.append(None)
+
+
 def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels) -> ClipResult:
   """Decodes `task.path`, aligns the main face of every frame, applies the missing-face policy."""
+  return _process(task, options, models, everyone=False)[0]
+
+
+def process_clip_people(task: ClipTask, options: ClipOptions, models: faces.FaceModels) -> list[ClipResult]:
+  """Every person of `task.path`, each followed and aligned as `process_clip` does the main
+  one (clip_tracks.align_people): one ClipResult per person seen in at least one frame, in
+  order of first sighting, with `person` (0, 1, ...) and `main` set. A video that cannot be
+  read, or in which nobody's face is followed, gives one result with that status
+  (`person` None). Never raises on bad input."""
+  return _process(task, options, models, everyone=True)
+
+
+def _process(task: ClipTask, options: ClipOptions, models: faces.FaceModels, everyone: bool) -> list[ClipResult]:
   start = time.perf_counter()
-  result = ClipResult(task.clip_id, task.source, task.label, task.split)
-  crops: list[bytes | None] = []
   readers: list[video_io.VideoReader] = []
+  people: dict[int, _Faces] = {}
+  main = None
+  num_frames = 0
 
   def decode():
     """One pass over the video, a frame at a time (the last pass's reader is readers[-1])."""
@@ -127,33 +167,53 @@ def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels)
       readers.append(video)
       yield from video
 
+  def failed(status: str, message: str) -> list[ClipResult]:
+    result = ClipResult(task.clip_id, task.source, task.label, task.split, status=status, message=message)
+    result.seconds = time.perf_counter() - start
+    return [result]
+
   try:
-    for aligned in clip_tracks.align_main_face(decode, models, options.face):
-      if aligned.found:
-        crops.append(schema.encode_jpeg(aligned.face, options.jpeg_quality))
-        result.frames_detected += int(aligned.detected)
-      else:
-        crops.append(None)
+    if everyone:
+      found, followed = clip_tracks.align_people(decode, models, options.face)
+      main = found.main
+      for person, aligned in followed:
+        people.setdefault(person, _Faces()).add(aligned, options.jpeg_quality)
+      num_frames = found.num_frames
+    else:
+      people[0] = _Faces()
+      for aligned in clip_tracks.align_main_face(decode, models, options.face):
+        people[0].add(aligned, options.jpeg_quality)
+      num_frames = len(people[0].crops)
     video = readers[-1]
-    result.fps = video.fps
-    result.num_source_frames = len(crops)
-    times = video.frame_times
-    if video.truncated:
-      result.truncated = True
-      expected = f" of {video.expected_frames}" if video.expected_frames else ""
-      result.message = video.error or f"only {len(crops)}{expected} frames could be decoded"
-    elif video.stopped:
-      result.message = video.stopped
   except video_io.VideoReadError as err:
-    result.status = EMPTY if isinstance(err, video_io.EmptyVideoError) else UNREADABLE
-    result.message = err.reason
-    result.seconds = time.perf_counter() - start
-    return result
+    return failed(EMPTY if isinstance(err, video_io.EmptyVideoError) else UNREADABLE, err.reason)
   except Exception as err:  # noqa: BLE001  one odd file (dlib, FFmpeg, Pillow) must not stop a build
-    result.status = UNREADABLE
-    result.message = f"failed after {len(crops)} frames: {type(err).__name__}: {err}"
+    done = max((len(p.crops) for p in people.values()), default=0)
+    return failed(UNREADABLE, f"failed after {done} frames: {type(err).__name__}: {err}")
+  seen = {p: faces_of for p, faces_of in people.items() if any(c is not None for c in faces_of.crops)}
+  if everyone and seen:
+    results = [_outcome(task, options, faces_of, video, num_frames) for _, faces_of in sorted(seen.items())]
+    for number, (p, result) in enumerate(zip(sorted(seen), results)):
+      result.person, result.main = number, p == main
+  else:
+    results = [_outcome(task, options, people.get(0, _Faces()), video, num_frames)]
+  for result in results:
     result.seconds = time.perf_counter() - start
-    return result
+  return results
+
+
+def _outcome(task: ClipTask, options: ClipOptions, found: _Faces, video: video_io.VideoReader,
+             num_frames: int) -> ClipResult:
+  """The ClipResult of one person's faces over the `num_frames` frames read from `video`."""
+  result = ClipResult(task.clip_id, task.source, task.label, task.split, fps=video.fps,
+                      num_source_frames=num_frames, frames_detected=found.detected)
+  crops = found.crops if found.crops else [None] * num_frames
+  if video.truncated:
+    result.truncated = True
+    expected = f" of {video.expected_frames}" if video.expected_frames else ""
+    result.message = video.error or f"only {num_frames}{expected} frames could be decoded"
+  elif video.stopped:
+    result.message = video.stopped
   result.missing_frames = [i for i, crop in enumerate(crops) if crop is None]
   if not crops and result.truncated:
     result.status, result.truncated = UNREADABLE, False
@@ -167,9 +227,11 @@ def process_clip(task: ClipTask, options: ClipOptions, models: faces.FaceModels)
     result.message = f"no face in any of its {len(crops)} {'decoded ' if cut_short else ''}frames{cut_short}"
   else:
     _apply_policy(result, crops, options.missing_face)
+    boxes = found.boxes if found.boxes else [None] * num_frames
+    result.face_box = [boxes[i] for i in result.frame_index]
+    times = video.frame_times
     if times is not None and len(times) == len(crops):
       result.frame_time = [float(times[i]) for i in result.frame_index]
-  result.seconds = time.perf_counter() - start
   return result
 
 

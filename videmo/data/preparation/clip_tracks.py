@@ -45,8 +45,8 @@ Frames = Callable[[], Iterable[np.ndarray]] | Sequence[np.ndarray]
 class Survey:
   """What pass 1 found: every person (identity.PersonTrack, the main one marked) and which is
   the main one (None: no face seen), the survey interval, the first frame of every shot
-  after the first (`cuts`), the whole-frame detections [K, 4] on each surveyed frame, and how
-  many descriptors it computed."""
+  after the first (`cuts`), the whole-frame detections [K, 4] on each surveyed frame, how
+  many descriptors it computed, and how many frames it read."""
 
   tracks: list[PersonTrack]
   every: int
@@ -54,6 +54,7 @@ class Survey:
   cuts: list[int] = dataclasses.field(default_factory=list)
   detections: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
   descriptors: int = 0
+  num_frames: int = 0
 
   def shot(self, index: int) -> int:
     """The shot (0, 1, ...) frame `index` belongs to."""
@@ -74,11 +75,19 @@ def centrality(box: np.ndarray, height: int, width: int) -> float:
   return float(1.0 - 0.75 * min(distance / half_diagonal, 1.0))
 
 
-def _detect_survey(models: faces.FaceModels, frame: np.ndarray, scales: Sequence[float]) -> tuple[np.ndarray, float]:
+def _detect_survey(models: faces.FaceModels, frame: np.ndarray, scales: Sequence[float],
+                   every_scale: bool = False) -> tuple[np.ndarray, float]:
   """Whole-frame detections [K, 4] at the first of `scales` (coarse to fine) that finds a
-  face, and that scale (the finest when none does)."""
+  face, and that scale (the finest when none does). every_scale: at every scale instead,
+  a face found at several kept once (its coarsest box), so people of every size are seen."""
   gray = faces.to_gray(frame)
   boxes = np.zeros((0, 4))
+  if every_scale:
+    for scale in scales:
+      for box in faces.detect_faces(models, gray, scale):
+        if not len(boxes) or faces.iou(box, boxes).max() < 0.3:
+          boxes = np.concatenate([boxes, box[None]])
+    return boxes, scales[-1]
   for scale in scales:
     boxes = faces.detect_faces(models, gray, scale)
     if len(boxes):
@@ -86,10 +95,13 @@ def _detect_survey(models: faces.FaceModels, frame: np.ndarray, scales: Sequence
   return boxes, scales[-1]
 
 
-def survey(frames: Iterable[np.ndarray], models: faces.FaceModels, options: faces.FaceOptions) -> Survey:
+def survey(frames: Iterable[np.ndarray], models: faces.FaceModels, options: faces.FaceOptions,
+           every_scale: bool = False) -> Survey:
   """Pass 1 (see the module docstring) over frames [H, W, 3] uint8: shot cuts, whole-frame
   detections at each shot's start and every `options.survey_every` frames, every person of
-  the clip and the main one. Each frame is dropped as soon as the next one comes."""
+  the clip and the main one. Each frame is dropped as soon as the next one comes.
+  every_scale: detect at every scale of `options.detect_scales` on each surveyed frame, not
+  only up to the first that finds a face (slower; for following everyone, `align_people`)."""
   every = max(1, options.survey_every)
   is_cut = shot_cuts.CutDetector(options.cut_threshold)
   found = Survey([], every, None)
@@ -97,6 +109,7 @@ def survey(frames: Iterable[np.ndarray], models: faces.FaceModels, options: face
   recent: list[identity.Fragment] = []  # the current shot's fragments seen in the last two samples
   last, finest_first = None, False
   for index, frame in enumerate(frames):
+    found.num_frames = index + 1
     frame = np.ascontiguousarray(frame)
     if is_cut(frame):
       found.cuts.append(index)
@@ -104,8 +117,8 @@ def survey(frames: Iterable[np.ndarray], models: faces.FaceModels, options: face
     elif last is not None and index - last < every:
       continue
     last = index
-    scales = options.detect_scales[-1:] if finest_first else options.detect_scales
-    boxes, scale = _detect_survey(models, frame, scales)
+    scales = options.detect_scales[-1:] if finest_first and not every_scale else options.detect_scales
+    boxes, scale = _detect_survey(models, frame, scales, every_scale)
     finest_first = scale == options.detect_scales[-1]
     found.detections[index] = boxes
     recent = [f for f in recent if index - f.indices[-1] <= 2 * every]
@@ -209,3 +222,37 @@ def align_main_face(frames: Frames, models: faces.FaceModels,
   found = survey(passes(), models, options)
   plan = MainFacePlan(found, models, options) if found.main is not None else None
   yield from face_tracker.align_video(passes(), models, options, plan)
+
+
+def align_people(frames: Frames, models: faces.FaceModels, options: faces.FaceOptions = faces.FaceOptions()
+                 ) -> tuple[Survey, Iterator[tuple[int, faces.AlignedFrame]]]:
+  """Every person of a clip, each followed as `align_main_face` follows the main one.
+
+  Returns the survey (its `tracks`: every person, in order of first sighting, the main one
+  marked) and an iterator of (person, AlignedFrame): for each person p (an index into
+  `tracks`), every frame once, in order, its face found only where p was followed. The
+  survey detects at every scale (a small face beside a large one is a person too). One
+  follow pass serves everyone (a tracker per person on each frame), so a video is decoded
+  as often as for the main face alone. Raises ValueError when `options.survey_every` is 0
+  (there is no survey to find the people)."""
+  if options.survey_every <= 0:
+    raise ValueError("following every person needs the survey: FaceOptions.survey_every must be >= 1")
+  passes = _passes(frames)
+  found = survey(passes(), models, options, every_scale=True)
+
+  def follow() -> Iterator[tuple[int, faces.AlignedFrame]]:
+    trackers = [face_tracker.FaceTracker(models, options, MainFacePlan(dataclasses.replace(found, main=p), models,
+                                                                       options))
+                for p in range(len(found.tracks))]
+    if not trackers:
+      return
+    for index, frame in enumerate(passes()):
+      for p, tracker in enumerate(trackers):
+        for aligned in tracker.step(index, frame):
+          yield p, aligned
+    for p, tracker in enumerate(trackers):
+      for aligned in tracker.finish():
+        yield p, aligned
+
+  return found, follow()
+

@@ -169,7 +169,7 @@ class FaceTracker:
     shape, points = predict_landmarks(self.models, frame, box)
     self._track = _Track(ref_box=box, ref_points=points, box=box)
     self._last_box = box
-    return AlignedFrame(index, align_face(frame, shape, self.options), True, True)
+    return AlignedFrame(index, align_face(frame, shape, self.options), True, True, np.asarray(box, np.float64))
 
   def _follow(self, frame: np.ndarray):
     """One tracking step: (shape, new box) or None when the step is implausible."""
@@ -278,7 +278,8 @@ class FaceTracker:
       shape, box = moved
       track.box, self._last_box = box, box
       track.since_detection += 1
-      self._pending.append(AlignedFrame(index, align_face(frame, shape, self.options), True, False))
+      self._pending.append(AlignedFrame(index, align_face(frame, shape, self.options), True, False,
+                                        np.asarray(box, np.float64)))
       self._pending_views.append((frame, box))
       return []
     return self._confirm(index, frame, moved[1] if moved is not None else track.predicted())

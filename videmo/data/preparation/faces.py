@@ -135,13 +135,15 @@ class FaceModels(NamedTuple):
 
 class AlignedFrame(NamedTuple):
   """One video frame's outcome: its index, the aligned face [S, S, 3] uint8 (None when no
-  face was found), whether a face was found, and whether the detector itself found it
-  (False for confirmed tracked frames)."""
+  face was found), whether a face was found, whether the detector itself found it (False
+  for confirmed tracked frames), and the face's box [4] (x0, y0, x1, y1) in the frame's
+  pixels (None when no face was found)."""
 
   index: int
   face: np.ndarray | None
   found: bool
   detected: bool
+  box: np.ndarray | None = None
 
 
 def _package_model(name: str, what: str) -> Path:
