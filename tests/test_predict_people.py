@@ -7,6 +7,7 @@ skimage's LFW subset on the right, each moving a little; the right person leaves
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import skimage.data
 from PIL import Image
 
 import photo_video
+import tiny
 from videmo.data import video_io
 from videmo.main import main
 from videmo.predict import timeline
@@ -136,3 +138,10 @@ def test_jsonl_timeline_rows_hold_the_same_fields(two_people, tiny_workdir, tmp_
   rows = [json.loads(line) for line in path.read_text().splitlines()]
   assert [row["frame"] for row in rows] == record["frame_index"] and len(rows) == 12
   assert list(rows[0]) == timeline.columns(record["classes"]) and rows[0]["label_so_far"] is None
+
+
+def test_docs_list_every_timeline_column():
+  text = (tiny.REPO / "docs" / "predict.md").read_text()
+  section = text.split("\n## Everyone in the shot, and a timeline\n")[1].split("\n## ")[0]
+  first_cells = "\n".join(line.split("|")[1] for line in section.splitlines() if line.startswith("| `"))
+  assert re.findall(r"`(\w+?)(?:<class>)?`", first_cells) == [*timeline.FIXED_COLUMNS, "p_"]
