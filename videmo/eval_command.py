@@ -1,6 +1,6 @@
 """`videmo eval`: evaluate a checkpoint on a split (`experiment.evaluate_saved`, scoring in
-videmo/train/evaluation.py) and, with --report,
-draw every clip of it (videmo/predict/split_report.py).
+videmo/train/evaluation.py; on SynthEmo with spatial attention, a "localisation:" line from
+videmo/train/localisation.py) and, with --report, draw every clip of it (videmo/predict/split_report.py).
 
     videmo eval --config=configs/synthemo.py --checkpoint=runs/synthemo [--split=validation] [--report=DIR]
 
@@ -32,6 +32,10 @@ def main(argv: list[str]) -> int:
   except (ValueError, FileNotFoundError) as err:
     print(f"videmo eval: {err}", file=sys.stderr)
     return 1
+  if evaluation.record.get("localisation"):
+    from videmo.train import localisation
+
+    print(localisation.summary_line(evaluation.record["localisation"]))
   print(f"wrote {evaluation.path}")
   if args.report and jax.process_index() == 0:
     from videmo.predict import split_report

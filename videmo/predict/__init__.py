@@ -5,11 +5,14 @@
     print(prediction.summary())
 
 Modules, one concern each:
-  workdir.py       a training work directory read back: config, input convention, classes, face geometry
   faces_input.py   a video -> the face crops [T, C, C, 3] the model sees (preparation's and evaluation's code)
   predictor.py     Predictor: restore the model, run it on every frame, pool over time
   stream.py        a folder: faces found in a background thread while the model runs
   record.py        Prediction: the per-video record and its JSON fields (PREDICTION_FIELDS)
+  timeline.py      --timeline: one CSV / JSON-lines row per frame seen and person
+  live*.py         --stream: live_source (decoding thread, bounded queue), live_tracks (online
+                   people), live_model (crops and scores), live_window (rolling windows), live
+                   (the loop), live_cli (flags and output)
   report.py        one figure per video in the style of the paper's Fig. 2
   html.py          index.html: every video's figure and prediction on one offline page
   report_folder.py a report folder: figures/, predictions.jsonl and index.html

@@ -39,7 +39,8 @@ from pathlib import Path
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="videmo predict", description=__doc__.split("\n\n")[0])
-  parser.add_argument("video", metavar="VIDEO_OR_FOLDER", help="a video file, a frame folder, or a folder of them")
+  parser.add_argument("video", metavar="VIDEO_OR_FOLDER", nargs="?", default=None,
+                      help="a video file, a frame folder, or a folder of them (or --stream SOURCE)")
   parser.add_argument("--checkpoint", required=True,
                       help="a work directory (latest step) or WORKDIR/checkpoints/STEP")
   parser.add_argument("--report", metavar="OUT_DIR", default=None,
@@ -66,6 +67,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--timing", action="store_true",
                       help="print where the time went (decoding + faces, model, waiting) to stderr at the end")
   parser.add_argument("--quiet", action="store_true", help="no progress bar and no notes on stderr")
+  # Live streams: videmo/predict/live_cli.py, docs/predict.md "Live streams".
+  live = parser.add_argument_group("live streams (--stream)")
+  live.add_argument("--stream", metavar="SOURCE", default=None,
+                    help="predict a live stream as it comes: - (stdin), a URL (udp://, rtsp://, ...), a device, "
+                         "or a file still being written")
+  live.add_argument("--window_seconds", type=float, default=4.0, help="the rolling window, seconds (default 4)")
+  live.add_argument("--every", type=float, default=1.0, help="seconds of stream time between predictions (default 1)")
+  live.add_argument("--idle_seconds", type=float, default=10.0,
+                    help="no new data this long ends the stream (default 10)")
+  live.add_argument("--queue_frames", type=int, default=16,
+                    help="decoded frames waiting for the model; beyond it the oldest are dropped (default 16)")
   return parser.parse_args(argv)
 
 
@@ -133,6 +145,10 @@ def check_args(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
   args = parse_args(argv)
+  if args.stream is not None or args.video is None:  # a live stream (videmo/predict/live_cli.py)
+    from videmo.predict import live_cli
+
+    return live_cli.main(args)
   check_args(args)
   videos = inputs(Path(args.video).expanduser(), quiet=args.quiet)
 

@@ -254,6 +254,20 @@ class Predictor:
         raise ValueError(f"crops must be uint8 [T >= 1, {c}, {c}, 3], got {crops.dtype} {crops.shape}")
     return [self._per_clip(per_frame, len(crops)) for per_frame, crops in zip(self._per_frame(clips), clips)]
 
+  def frame_outputs(self, crops: np.ndarray, chunk: int | None = None) -> dict[str, np.ndarray]:
+    """The per-frame part alone on crops [T >= 1, C, C, 3] uint8, `chunk` frames per forward pass
+    (default batch_frames): frame_scores [T, E] (LSTM: features [T, K]) and attention [T, N, L] if
+    any. A live stream (live_model.py) runs each frame once and pools windows with `pool_frames`."""
+    c = self.crop_size
+    if crops.ndim != 4 or crops.shape[1:] != (c, c, 3) or crops.dtype != np.uint8 or len(crops) == 0:
+      raise ValueError(f"crops must be uint8 [T >= 1, {c}, {c}, 3], got {crops.dtype} {crops.shape}")
+    return self._per_frame([crops], chunk)[0]
+
+  def pool_frames(self, per_frame: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+    """The per-video step on T frames' `frame_outputs` (any T >= 1 of them, e.g. a window): what
+    `run` returns for those frames."""
+    return self._per_clip(per_frame, len(per_frame["features" if self.lstm else "frame_scores"]))
+
   # The two compiled programs ---------------------------------------------------------------
 
   def _frame_outputs(self, params: Any, frames: jnp.ndarray, mask: jnp.ndarray) -> dict[str, jnp.ndarray]:
@@ -287,10 +301,10 @@ class Predictor:
     return dict(log_probs=log_probs, frame_importance=importance, frame_scores=scores,
                 frame_probabilities=jax.nn.softmax(scores / tau, axis=-1))
 
-  def _per_frame(self, clips: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-    """Per-frame outputs of every clip's frames, `batch_frames` at a time across clip boundaries:
-    per clip, frame_scores [T, E] or features [T, K], and attention [T, N, L] if any."""
-    k, total = self.batch_frames, sum(len(crops) for crops in clips)
+  def _per_frame(self, clips: Sequence[np.ndarray], chunk: int | None = None) -> list[dict[str, np.ndarray]]:
+    """Per-frame outputs of every clip's frames, `chunk` (default `batch_frames`) at a time across clip
+    boundaries: per clip, frame_scores [T, E] or features [T, K], and attention [T, N, L] if any."""
+    k, total = chunk or self.batch_frames, sum(len(crops) for crops in clips)
     bounds = np.cumsum([0] + [len(crops) for crops in clips])
     pending: deque[Any] = deque()
     parts: dict[str, list[np.ndarray]] = {}

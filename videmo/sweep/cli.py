@@ -5,9 +5,12 @@
         --seeds 0,1,2 --set model.temperature=0.3,1,3 --workdir runs/grid [--parallel 2]
     videmo sweep slurm --plan ... --workdir ... [--sbatch '#SBATCH --partition=gpu']
     videmo sweep table --plan ... --workdir ...
+    videmo sweep run --config configs/table1_sa2_reg1.py --folds 5 --workdir runs/dfew_folds \
+        --set dataset=video_folder/dfew    # k-fold: one run per fold, WAR/UAR per fold and mean ± std
 
 `run` skips finished runs and resumes the others, then writes the table; killed, it continues
 where it stopped. `--index I` runs only run number I of the plan (SLURM's array tasks do).
+`--folds` (or a plan's FOLDS) runs every row and seed once per fold of the dataset (plan.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=V1,V2",
                       help="a grid axis over a config field (repeatable): every combination runs")
   parser.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-2 (default: the plan's SEEDS, or 0)")
+  parser.add_argument("--folds", help="k-fold evaluation over the dataset's folds: a count (5: folds 1..5) or "
+                                      "fold numbers (0-4, 1,2,3); each run trains on the others (default: the "
+                                      "plan's FOLDS, or none)")
   parser.add_argument("--rows", help="only these rows (comma-separated names)")
   parser.add_argument("--parallel", type=int, default=1, help="run: runs at a time (default 1)")
   parser.add_argument("--no-compilation-cache", action="store_true",
@@ -51,6 +57,7 @@ def _plan(args) -> plan_lib.Plan:
   else:
     plan = plan_lib.Plan(tuple(plan_lib.grid_rows(args.config, args.set)), (0,))
   seeds = plan_lib.parse_seeds(args.seeds) if args.seeds else plan.seeds
+  folds = plan_lib.parse_folds(args.folds) if args.folds else plan.folds
   rows = plan.rows
   if args.rows:
     wanted = [name.strip() for name in args.rows.split(",")]
@@ -59,13 +66,15 @@ def _plan(args) -> plan_lib.Plan:
       raise ValueError(f"--rows: no row named {', '.join(unknown)} (rows: {', '.join(r.name for r in rows)})")
     rows = tuple(row for row in rows if row.name in wanted)
   return plan_lib.Plan(rows, seeds, tuple(c for c in plan.comparisons
-                                          if all(name in {r.name for r in rows} for name in c)))
+                                          if all(name in {r.name for r in rows} for name in c)), folds)
 
 
 def _sweep_args(args) -> list[str]:
   out = [f"--plan={args.plan}"] if args.plan else [f"--config={c}" for c in args.config] + [f"--set={s}" for s in args.set]
   if args.seeds:
     out.append(f"--seeds={args.seeds}")
+  if args.folds:
+    out.append(f"--folds={args.folds}")
   if args.rows:
     out.append(f"--rows={args.rows}")
   return out + [f"--workdir={args.workdir}"]
@@ -75,7 +84,7 @@ def main(argv: list[str]) -> int:
   args = _parser().parse_args(argv)
   try:
     plan = _plan(args)
-    runs = plan_lib.plan_runs(plan.rows, plan.seeds, args.workdir)
+    runs = plan_lib.plan_runs(plan.rows, plan.seeds, args.workdir, plan.folds)
     if args.index is not None and not 0 <= args.index < len(runs):
       raise ValueError(f"--index {args.index} is out of range: the sweep has {len(runs)} runs (0..{len(runs) - 1})")
   except (ValueError, FileNotFoundError) as err:
@@ -101,6 +110,8 @@ def main(argv: list[str]) -> int:
     if args.index is not None:
       return 1 if failed else 0
   written = collect.write_tables(plan, runs, args.workdir)
+  if written["folds"]:
+    print("\n".join(written["folds"]))
   if written["comparisons"]:
     print("\n".join(written["comparisons"]))
   print(f"{written['finished']} of {written['total']} runs finished; wrote "

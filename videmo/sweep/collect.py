@@ -6,10 +6,13 @@
     WORKDIR/results.md    the same as Markdown, per-class recall, and the plan's comparisons
     WORKDIR/results.png   WAR per row: bars at the mean, error bars of one standard deviation,
                           a dot per seed
+    WORKDIR/folds.*       k-fold sweeps: WAR and UAR per fold, mean ± std over folds, the
+                          confusion summed over folds (videmo/sweep/folds.py)
 
-Spread is the sample standard deviation over seeds (n - 1). A comparison "A >= B" pairs the runs
-of A and B by seed and reports the mean difference with its 95% interval (Student's t, exact
-quantile), its p-value, the p-value Holm-adjusted over the page's comparisons, the interval a
+Spread is the sample standard deviation over seeds (n - 1); in a k-fold sweep a row's WAR and UAR
+are the mean and standard deviation over folds instead (each fold's value the mean over its
+seeds). A comparison "A >= B" pairs the runs of A and B by seed (and fold) and reports the mean
+difference with its 95% interval (Student's t, exact quantile), its p-value, the p-value Holm-adjusted over the page's comparisons, the interval a
 bootstrap over the validation clips gives, and for a comparison not resolved the number of
 seeds the measured effect and spread would need (videmo/sweep/statistics.py). It "holds" when
 the adjusted p is below 0.05 and A is ahead, is "reversed" when B is, and is "not resolved"
@@ -26,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from videmo.sweep import folds as folds_lib
 from videmo.sweep import statistics
 from videmo.sweep.plan import RUN_RECORD, Plan, Run
 from videmo.train.trained_run import TrainedRun
@@ -42,8 +46,9 @@ def read_run(run: Run) -> dict | None:
   seconds = None
   if (run.workdir / RUN_RECORD).is_file():
     seconds = json.loads((run.workdir / RUN_RECORD).read_text()).get("seconds")
-  return dict(row=run.row.name, seed=run.seed, war=headline["war"], uar=headline["uar"],
+  return dict(row=run.row.name, seed=run.seed, fold=run.fold, war=headline["war"], uar=headline["uar"],
               recall=headline["per_class_recall"], classes=metrics["classes"], step=metrics["step"],
+              clips=headline["clips_listed"], confusion=headline["confusion"],
               frame_by_importance=window.get("by_importance"), frame_by_evidence=window.get("by_evidence"),
               frame_chance=window.get("chance"), seconds=seconds,
               effective_frames=spread.get("effective_frames"), effective_share=spread.get("effective_share"),
@@ -84,12 +89,18 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
   summaries = []
   for row in plan.rows:
     mine = [r for r in records if r["row"] == row.name]
+    runs_of_row = [r["seed"] if r["fold"] is None else f"fold {r['fold']} seed {r['seed']}" for r in mine]
     summary = dict(row=row.name, group=row.group, paper=row.paper, config=row.config,
-                   overrides=" ".join(f"{k}={v}" for k, v in row.overrides), seeds=[r["seed"] for r in mine],
+                   overrides=" ".join(f"{k}={v}" for k, v in row.overrides), seeds=runs_of_row,
                    war_by_seed=[r["war"] for r in mine])
     for key in ("war", "uar", "frame_by_importance", "frame_by_evidence", "frame_chance", "effective_frames",
                 "effective_share", "seconds"):
       summary[key], summary[key + "_std"], summary[key + "_n"] = _mean_std([r[key] for r in mine])
+    if plan.folds:  # WAR and UAR over folds, each fold's the mean over its seeds
+      for key in ("war", "uar"):
+        summary[key], summary[key + "_std"], summary[key + "_n"] = _mean_std(
+            [float(np.mean([r[key] for r in mine if r["fold"] == fold])) for fold in plan.folds
+             if any(r["fold"] == fold for r in mine)])
     classes = mine[0]["classes"] if mine else []
     summary["recall"] = {c: _mean_std([r["recall"][c] for r in mine])[0] for c in classes}
     summaries.append(summary)
@@ -97,16 +108,18 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
 
 
 def compare(records: Sequence[dict], better: str, worse: str, family: int = 1) -> dict:
-  """Paired-by-seed WAR difference better - worse: the paired t result, seeds where better >=
-  worse, the clip-bootstrap interval (None without per-clip records) and the seeds needed at
-  0.05 / `family` (Bonferroni over the page's comparisons: enough for Holm too)."""
-  a = {r["seed"]: r for r in records if r["row"] == better}
-  b = {r["seed"]: r for r in records if r["row"] == worse}
-  seeds = sorted(set(a) & set(b))
+  """Paired-by-seed (and fold) WAR difference better - worse: the paired t result, pairs where
+  better >= worse, the clip-bootstrap interval (None without per-clip records, or across folds,
+  which hold other clips) and the pairs needed at 0.05 / `family` (Bonferroni over the page's
+  comparisons: enough for Holm too)."""
+  a = {(r.get("fold"), r["seed"]): r for r in records if r["row"] == better}
+  b = {(r.get("fold"), r["seed"]): r for r in records if r["row"] == worse}
+  seeds = sorted(set(a) & set(b), key=lambda key: (key[0] is not None, key))
   diffs = [a[s]["war"] - b[s]["war"] for s in seeds]
   result = statistics.paired_t(diffs)
   clips = None
-  if seeds and all(a[s]["correct"] is not None and b[s]["correct"] is not None for s in seeds):
+  if (seeds and len({fold for fold, _ in seeds}) == 1
+      and all(a[s]["correct"] is not None and b[s]["correct"] is not None for s in seeds)):
     clips = statistics.clip_bootstrap(np.stack([a[s]["correct"] for s in seeds]),
                                       np.stack([b[s]["correct"] for s in seeds]))
   return dict(better=better, worse=worse, seeds=len(seeds), wins=int(np.sum(np.asarray(diffs) >= 0)),
@@ -150,7 +163,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _flat_run(r: dict) -> dict:
-  flat = {k: v for k, v in r.items() if k not in ("recall", "classes", "correct")}
+  flat = {k: v for k, v in r.items() if k not in ("recall", "classes", "correct", "confusion")}
   flat.update({f"recall_{c}": r["recall"][c] for c in r["classes"]})
   return flat
 
@@ -164,7 +177,7 @@ def _flat_summary(s: dict) -> dict:
 
 
 def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> str:
-  """The results as Markdown: the main table, per-class recall, the comparisons."""
+  """The results as Markdown: the main table, per-class recall, k-fold results, the comparisons."""
   lines = ["| group | row | paper (AFEW) | WAR % (mean ± std) | WAR % by seed | UAR % | "
            "top frame in window % (p(f|S)) | (score of ĉ) | chance | p(f|S) spread: frames (% of seen) | s per run |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -183,6 +196,8 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
     for s in summaries:
       if s["recall"]:
         lines.append(f"| {s['row']} | " + " | ".join(f"{100 * s['recall'][c]:.0f}" for c in classes) + " |")
+  if plan.folds:
+    lines += folds_lib.markdown_lines(folds_lib.fold_summaries([r.name for r in plan.rows], plan.folds, records))
   if plan.comparisons:
     lines += ["", "Orderings (WAR, paired by seed: the mean difference with its 95% interval over seeds "
               "(exact t) and over the validation clips (bootstrap); the verdict follows the Holm-adjusted p "
@@ -227,8 +242,9 @@ def plot(summaries: Sequence[dict], records: Sequence[dict], path: Path, chance:
 
 
 def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:
-  """Writes runs.csv, results.csv, results.md and results.png in WORKDIR; returns their paths,
-  how many runs had finished and the comparisons' Markdown lines."""
+  """Writes runs.csv, results.csv, results.md and results.png in WORKDIR (and in a k-fold sweep
+  folds.csv, folds_confusion.csv and folds.png); returns their paths, how many runs had finished,
+  the k-fold tables' and the comparisons' Markdown lines."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   records, summaries = aggregate(plan, runs)
@@ -238,5 +254,10 @@ def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:
   classes = records[0]["classes"] if records else []
   plot(summaries, records, workdir / "results.png", chance=1 / len(classes) if classes else None)
   table = comparison_table(comparisons(plan, records)) if plan.comparisons else []
-  return dict(finished=len(records), total=len(runs), comparisons=table,
-              files=[workdir / n for n in ("runs.csv", "results.csv", "results.md", "results.png")])
+  files = [workdir / n for n in ("runs.csv", "results.csv", "results.md", "results.png")]
+  fold_lines = []
+  if plan.folds:
+    found = folds_lib.fold_summaries([r.name for r in plan.rows], plan.folds, records)
+    files += folds_lib.write(found, workdir)
+    fold_lines = folds_lib.markdown_lines(found)
+  return dict(finished=len(records), total=len(runs), comparisons=table, folds=fold_lines, files=files)

@@ -13,6 +13,12 @@ the values). Each row:
 A config with a stage 1 (`config.pretrain`) runs it with the run's seed in
 WORKDIR/pretrain/KEY-seed-S, KEY a hash of the stage-1 config: runs whose stage 1 is the same
 config and seed share one pre-trained trunk.
+
+k-fold evaluation (`FOLDS = 5` in a plan file, or `--folds 5`: folds 1..5; `--folds 0-4` or
+`--folds 1,2,3` names them) runs every row and seed once per fold K, in
+WORKDIR/runs/FOLDER/fold-K/seed-S, with `--config.train_split` the other folds joined by '+'
+and `--config.eval_split=fold_K` (train/splits.py; a video_folder dataset names its folds
+fold_K). The folds are all the dataset's folds: each run trains on every fold but its own.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
-from videmo.train import run_dir
+from videmo.train import run_dir, splits
 from videmo.weights import converted
 
 RUNS_DIR = "runs"
@@ -54,16 +60,19 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One run: a row with a seed, where it runs, and where its stage 1 runs ('' = none)."""
+  """One run: a row with a seed, where it runs, and where its stage 1 runs ('' = none); in a
+  k-fold sweep, the fold it evaluates on and every fold of the dataset (folds: () = not k-fold)."""
 
   row: Row
   seed: int
   workdir: Path
   pretrain_dir: str = ""
+  fold: int | None = None
+  folds: tuple[int, ...] = ()
 
   @property
   def label(self) -> str:
-    return f"{self.row.name} seed {self.seed}"
+    return f"{self.row.name}{'' if self.fold is None else f' fold {self.fold}'} seed {self.seed}"
 
   def finished(self) -> bool:
     return run_dir.is_finished(self.workdir)
@@ -78,6 +87,9 @@ class Run:
     if self.pretrain_dir:
       args += [f"--config.pretrain_workdir={self.pretrain_dir}", f"--config.pretrain.seed={self.seed}",
                "--config.pretrain.progress_bar=False"]
+    if self.fold is not None:
+      train, evaluation = splits.fold_splits(self.fold, self.folds)
+      args += [f"--config.train_split={train}", f"--config.eval_split={evaluation}"]
     args += [f"--config.{field}={format_value(value)}" for field, value in self.row.overrides]
     return args
 
@@ -112,6 +124,23 @@ def parse_seeds(text: str) -> tuple[int, ...]:
   return seeds
 
 
+def parse_folds(text: str | int | Sequence[int]) -> tuple[int, ...]:
+  """The dataset's folds: 5 or '5' -> (1, 2, 3, 4, 5); '0-4' -> (0, ..., 4); '1,2,3' or a list as given."""
+  if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
+    folds = tuple(range(1, int(text) + 1))
+  elif isinstance(text, str):
+    try:
+      folds = parse_seeds(text)
+    except ValueError:
+      raise ValueError(f"--folds must be a count (5: folds 1..5) or fold numbers like 0-4 or 1,2,3, "
+                       f"got {text!r}") from None
+  else:
+    folds = tuple(int(f) for f in text)
+  if len(folds) < 2 or len(set(folds)) != len(folds) or min(folds) < 0:
+    raise ValueError(f"--folds must name at least 2 distinct folds >= 0 (every fold of the dataset), got {text!r}")
+  return folds
+
+
 def grid_rows(configs: Sequence[str], sets: Sequence[str]) -> list[Row]:
   """Every config with every combination of the --set values ('field=v1,v2,...')."""
   axes = []
@@ -132,16 +161,19 @@ def grid_rows(configs: Sequence[str], sets: Sequence[str]) -> list[Row]:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """A sweep's rows and seeds, and the orderings its table tests: (better, worse) row names."""
+  """A sweep's rows and seeds, the orderings its table tests ((better, worse) row names) and, for
+  k-fold evaluation, the dataset's folds (() = one run per row and seed)."""
 
   rows: tuple[Row, ...]
   seeds: tuple[int, ...]
   comparisons: tuple[tuple[str, str], ...] = ()
+  folds: tuple[int, ...] = ()
 
 
 def load_plan_file(path: str | Path) -> Plan:
-  """A plan file's `get_rows()` -> [dict(name, config, overrides, group, paper)], `SEEDS` and
-  `COMPARISONS` ([(row A, row B)]: the table tests A >= B)."""
+  """A plan file's `get_rows()` -> [dict(name, config, overrides, group, paper)], `SEEDS`,
+  `COMPARISONS` ([(row A, row B)]: the table tests A >= B) and `FOLDS` (k-fold: a count or the
+  fold numbers; absent: none)."""
   path = Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"sweep plan {path} does not exist")
@@ -169,7 +201,12 @@ def load_plan_file(path: str | Path) -> Plan:
   for pair in comparisons:
     if len(pair) != 2 or any(name not in names for name in pair):
       raise ValueError(f"sweep plan {path}: COMPARISONS must be pairs of row names, got {pair}")
-  return Plan(tuple(rows), tuple(getattr(module, "SEEDS", (0,))), comparisons)
+  folds = getattr(module, "FOLDS", None)
+  try:
+    folds = parse_folds(folds) if folds else ()
+  except ValueError as err:
+    raise ValueError(f"sweep plan {path}: FOLDS: {err}") from None
+  return Plan(tuple(rows), tuple(getattr(module, "SEEDS", (0,))), comparisons, folds)
 
 
 def load_config(ref: str) -> ml_collections.ConfigDict:
@@ -206,17 +243,23 @@ def stage1_key(config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def plan_runs(rows: Sequence[Row], seeds: Sequence[int], workdir: str | Path) -> list[Run]:
-  """Every row x seed, seed-major (all rows of seed 0, then seed 1, ...), so a sweep cut short
-  still has every row at its first seeds. Checks each config and override by loading it."""
+def plan_runs(rows: Sequence[Row], seeds: Sequence[int], workdir: str | Path, folds: Sequence[int] = ()) -> list[Run]:
+  """Every row x seed (x fold, with `folds`), seed-major (all rows of seed 0, then seed 1, ...;
+  within a seed, fold by fold), so a sweep cut short still has every row at its first seeds.
+  Checks each config and override by loading it."""
   workdir = Path(workdir).absolute()
+  folds = tuple(folds)
   keys = {}
   for row in rows:
+    if folds and any(field in ("train_split", "eval_split") for field, _ in row.overrides):
+      raise ValueError(f"row {row.name!r} sets train_split or eval_split, which a k-fold sweep sets for each fold")
     config = _with_overrides(load_config(row.config), row.overrides)
     keys[row] = stage1_key(config.pretrain) if config.get("pretrain") is not None else ""
   runs = []
   for seed in seeds:
-    for row in rows:
-      pretrain = str(workdir / PRETRAIN_DIR / f"{keys[row]}-seed-{seed}") if keys[row] else ""
-      runs.append(Run(row, seed, workdir / RUNS_DIR / row.folder / f"seed-{seed}", pretrain))
+    for fold in folds or (None,):
+      for row in rows:
+        pretrain = str(workdir / PRETRAIN_DIR / f"{keys[row]}-seed-{seed}") if keys[row] else ""
+        folder = workdir / RUNS_DIR / row.folder / ("" if fold is None else f"fold-{fold}")
+        runs.append(Run(row, seed, folder / f"seed-{seed}", pretrain, fold, folds if fold is not None else ()))
   return runs

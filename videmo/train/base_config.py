@@ -43,7 +43,7 @@ def _base(hardware: str) -> ml_collections.ConfigDict:
 
   config.dataset = "afew"            # a TFDS name, NAME[/CONFIG]; built by `videmo prepare`
   config.data_dir = ""               # '' = ~/tensorflow_datasets
-  config.train_split = "train"
+  config.train_split = "train"         # a built split, or several joined by '+' ('fold_1+fold_2': k-fold)
   config.eval_split = "validation"
   config.build_if_missing = False    # build the dataset first if it is absent (SynthEmo only)
 
@@ -69,6 +69,8 @@ def _base(hardware: str) -> ml_collections.ConfigDict:
 
   config.init = ml_collections.ConfigDict(dict(
       weights="",                    # a folder written by `videmo convert-weights` ('' = random init)
+      from_run="",                   # or a trained run (WORKDIR or WORKDIR/checkpoints/STEP) to fine-tune: its
+                                     # trunk, attention and classifier, class by class by name (train/from_run.py)
       pretrained_required=True,      # the paper fine-tunes VGG-Face: refuse to start without weights
       allow_missing=(),              # trunk parameter names the weights may lack (regex on e.g. 'conv5_3/kernel')
       allow_unexpected=(),           # names in the weights the model may ignore (regex on e.g. 'fc6/kernel')

@@ -6,6 +6,7 @@ import ml_collections
 
 from videmo.models import video
 from videmo.models.vgg import VGG16_STRIDE
+from videmo.train import splits
 from videmo.train.metrics import NO_FACE_POLICIES
 
 
@@ -27,6 +28,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   except ValueError as err:
     raise ValueError(f"config.{err}") from None
   need(isinstance(config.dataset, str) and config.dataset != "", "dataset", "a dataset name such as 'synthemo/small'")
+  for field in ("train_split", "eval_split"):
+    try:
+      splits.parts(config[field])
+    except ValueError as err:
+      raise ValueError(f"config.{field}: {err}") from None
   need(config.input.num_frames >= 1, "input.num_frames", "an integer >= 1")
   need(config.input.crop_size >= VGG16_STRIDE and config.input.crop_size % VGG16_STRIDE == 0,
        "input.crop_size", f"a positive multiple of {VGG16_STRIDE}")
@@ -51,23 +57,29 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   need(config.optim.sgdr_cycle_epochs > 0, "optim.sgdr_cycle_epochs", "> 0")
   need(config.optim.sgdr_multiplier >= 1, "optim.sgdr_multiplier", ">= 1")
   need(0 <= config.optim.sgdr_min_ratio <= 1, "optim.sgdr_min_ratio", "in [0, 1]")
+  from_run = config.init.get("from_run") or ""
+  if from_run and config.init.weights:
+    raise ValueError("config.init.weights and config.init.from_run are both set; a run starts from converted "
+                     "weights or from a trained run, not both: leave one of them empty")
   pretrain = config.get("pretrain")
   if pretrain is not None:
     _check_pretrain(config, pretrain)
-  elif config.init.pretrained_required and not config.init.weights:
+  elif config.init.pretrained_required and not config.init.weights and not from_run:
     raise ValueError(
         "config.init.weights is empty, but this config fine-tunes a pre-trained VGG-Face trunk as the "
         "paper does: convert the weights with `videmo convert-weights` and pass "
-        "--config.init.weights=DIR, or pass --config.init.pretrained_required=False to train from scratch")
+        "--config.init.weights=DIR (or start from a trained run with --config.init.from_run=WORKDIR), "
+        "or pass --config.init.pretrained_required=False to train from scratch")
 
 
 def _check_pretrain(config: ml_collections.ConfigDict, pretrain) -> None:
   """config.pretrain: a whole config whose trunk fits this one, and no other source of weights."""
   if not isinstance(pretrain, ml_collections.ConfigDict):
     raise ValueError(f"config.pretrain must be None or a whole experiment config, got {pretrain!r}")
-  if config.init.weights:
-    raise ValueError("config.pretrain and config.init.weights are both set; the pre-training run makes "
-                     "the trunk, so leave config.init.weights empty")
+  for field in ("weights", "from_run"):
+    if config.init.get(field):
+      raise ValueError(f"config.pretrain and config.init.{field} are both set; the pre-training run makes "
+                       f"the trunk, so leave config.init.{field} empty")
   try:
     check_config(pretrain)
   except ValueError as err:

@@ -3,13 +3,16 @@
 `eval_split(config, facts, train_source, eval_source, class_names)` lists the clips evaluation scores:
 the written clips (records) and, from the dataset's clip list (videmo/data/clip_list.py),
 those preparation could not use (no face in any frame, unreadable or empty files), with the
-training split's most frequent class for the 'prior' policy. A dataset built before clip lists
+training split's most frequent class for the 'prior' policy (a union of splits, 'fold_1+fold_2',
+lists its parts' clips in order). A dataset built before clip lists
 were recorded still evaluates, over its written clips only, with a one-line warning.
 
 `evaluate(eval_step, params, exp)` runs the model on every clip with a face (every frame, or
 `input.eval_num_frames` evenly spaced ones) and scores all listed clips under each policy,
 returning an `Evaluation`; `write_results` writes the JSON record and the confusion matrix
-(names: train/run_dir.py); `result_line` is the printed line.
+(names: train/run_dir.py); `result_line` is the printed line. On SynthEmo, whose ground truth
+is known, it also measures where spatial attention looks and how faithful the frame importance
+is (train/localisation.py), from the renderer's parameters of each clip.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from jax.experimental import multihost_utils
 from videmo import parallel
 from videmo.data import clip_list
 from videmo.data.loading import pipeline
-from videmo.train import dataset_facts
+from videmo.data.synthemo import truth as synthemo_truth
+from videmo.models import temporal as temporal_lib
+from videmo.train import dataset_facts, localisation
 from videmo.train import metrics as metrics_lib
-from videmo.train import run_dir
+from videmo.train import run_dir, splits
 
 
 @dataclasses.dataclass
@@ -40,6 +45,8 @@ class EvalSplit:
   clips: list[pipeline.EvalClip]
   prior_class: int | None
   list_known: bool  # False: built before clip lists; clips that were not written are unknown
+  synthemo: Any = None  # the SynthEmo dataset's builder config (its ground truth is rendered), else None
+  truths: dict = dataclasses.field(default_factory=dict)  # clip index -> its ground truth (SynthEmoMeasures.clip)
 
 
 @dataclasses.dataclass
@@ -63,6 +70,8 @@ class Evaluation:
   num_faces: np.ndarray
   effective_frames: np.ndarray | None = None  # [K] exp(entropy of p(f|S)); NaN where not scored
   frames_seen: np.ndarray | None = None  # [K] frames the model saw per clip (0 where not scored)
+  localisation: dict | None = None  # SynthEmo with spatial attention: localisation.SpatialTally.summary()
+  faithfulness: dict | None = None  # SynthEmo, frame-local pooling: localisation.faithfulness()
 
   def headline(self, policy: str) -> metrics_lib.PolicyMetrics:
     return self.metrics[policy]
@@ -72,7 +81,7 @@ def eval_split(config, facts: dataset_facts.DatasetFacts, train_source: Any, eva
                class_names: Sequence[str]) -> EvalSplit:
   """Every listed clip of config.eval_split, and the training split's most frequent class."""
   directory, complete = facts.directory, facts.writes_every_clip
-  missing = [] if complete else clip_list.missing_clips(directory, config.eval_split, class_names)
+  missing = [] if complete else _listed(clip_list.missing_clips, directory, config.eval_split, class_names)
   if missing is None:
     print(f"warning: {config.dataset} was prepared before videmo recorded clip lists: clips of "
           f"{config.eval_split!r} that preparation could not use are unknown and not counted "
@@ -80,10 +89,25 @@ def eval_split(config, facts: dataset_facts.DatasetFacts, train_source: Any, eva
   clips = pipeline.eval_clips(eval_source, missing or [])
   prior = None
   if not all(c.has_face for c in clips):  # only then does the 'prior' policy need the class
-    labels = None if complete else clip_list.split_labels(directory, config.train_split, class_names)
+    labels = None if complete else _listed(clip_list.split_labels, directory, config.train_split, class_names)
     labels = pipeline.split_labels(train_source) if labels is None else labels
     prior = metrics_lib.most_frequent_class(labels, len(class_names))
-  return EvalSplit(clips, prior, missing is not None)
+  return EvalSplit(clips, prior, missing is not None, synthemo=_synthemo_config(config) if facts.synthetic else None)
+
+
+def _synthemo_config(config) -> Any:
+  """The SynthEmo builder config of config.dataset (None for another synthetic builder)."""
+  from videmo.data.preparation.builders.synthemo import SynthEmoConfig  # registers the builders, as opening does
+
+  builder_config = dataset_facts.open_builder(config).builder_config
+  return builder_config if isinstance(builder_config, SynthEmoConfig) else None
+
+
+def _listed(read, directory, split: str, class_names: Sequence[str]) -> list | None:
+  """read(directory, part, class_names) over the parts of a split or a union of splits
+  (train/splits.py), laid end to end in the parts' order; None when a part has no list."""
+  found = [read(directory, part, class_names) for part in splits.parts(split)]
+  return None if any(items is None for items in found) else [item for items in found for item in items]
 
 
 def frames_text(config) -> str:
@@ -110,6 +134,7 @@ def evaluate(eval_step, params, exp) -> Evaluation:
   effective = np.full(len(clips), np.nan)
   seen = np.zeros(len(clips), np.int64)
   loss_sum, correct, count = 0.0, 0, 0
+  truth = SynthEmoMeasures(exp)
   for local in pipeline.eval_batches(exp.eval_source, clips, batch_size=config.eval_batch_size,
                                      crop_size=config.input.crop_size,
                                      num_frames=config.input.eval_num_frames or None,
@@ -131,6 +156,9 @@ def evaluate(eval_step, params, exp) -> Evaluation:
       top[index[real]] = np.take_along_axis(frame, values.argmax(-1)[:, None], axis=1)[real, 0]
     effective[index[real]] = effective_frames(_gathered(out["frame_importance"], mesh), frame >= 0)[real]
     seen[index[real]] = (frame >= 0).sum(-1)[real]
+    if truth.active:
+      truth.add(index, frame, _gathered(out["frame_scores"], mesh), _gathered(out["frame_importance"], mesh),
+                _gathered(out["attention"], mesh) if "attention" in out else None)
   labels = np.array([c.label for c in clips], np.int64)
   has_face = np.array([c.has_face for c in clips], bool)
   results = metrics_lib.split_metrics(labels, predictions, has_face, num_classes, exp.eval.prior_class)
@@ -142,7 +170,78 @@ def evaluate(eval_step, params, exp) -> Evaluation:
   return Evaluation(metrics=results, loss=loss_sum / max(count, 1), predictions=predictions,
                     probabilities=probabilities, labels=labels, has_face=has_face,
                     top_frame_importance=top_importance, top_frame_evidence=top_evidence, windows=windows,
-                    num_faces=np.array([c.num_faces for c in clips], np.int64), effective_frames=effective, frames_seen=seen)
+                    num_faces=np.array([c.num_faces for c in clips], np.int64), effective_frames=effective,
+                    frames_seen=seen, localisation=truth.localisation(), faithfulness=truth.faithfulness(labels))
+
+
+class SynthEmoMeasures:
+  """evaluate's SynthEmo measures: each evaluated clip's ground truth (rendered once per split
+  from its parameters, kept in EvalSplit.truths), the spatial tally and the frames' scores.
+  `exp` needs eval (an EvalSplit), eval_source, config.input.crop_size and model (temporal,
+  temperature)."""
+
+  def __init__(self, exp):
+    self.exp, self.split = exp, exp.eval
+    self.active = self.split is not None and self.split.synthemo is not None
+    self.tally: localisation.SpatialTally | None = None
+    self.clips: list[tuple] = []  # per clip: (index, scores [K, E], importance [K], expressive [K], intensity [K])
+
+  def clip(self, index: int) -> dict:
+    """Clip `index`'s window, intensity [F] and the expression's mask on the grid [W, L] on each window frame."""
+    if index not in self.split.truths:
+      from videmo.data.preparation.builders.synthemo import synthemo_dataset_builder as synthemo_builder
+
+      source = self.exp.eval_source
+      record = source.peek(index) if hasattr(source, "peek") else source[index]
+      job = synthemo_builder.record_job(self.split.synthemo, record["source"], int(record["label"]))
+      start, stop = (int(v) for v in np.asarray(record["window"]).reshape(-1))
+      found = synthemo_truth.clip_truth(job, frames=range(start, stop))
+      synthemo_truth.check_record(job, record, found)
+      masks = localisation.grid_mask(found["expression_mask"], self.exp.config.input.crop_size)
+      self.split.truths[index] = dict(window=(start, stop), intensity=found["intensity"], masks=masks)
+    return self.split.truths[index]
+
+  def add(self, index, frame, scores, importance, attention) -> None:
+    """One gathered batch: index [B], frame [B, F], scores [B, F, E], importance [B, F], attention
+    [B, F, N, L] (None without spatial attention). A clip whose record the renderer does not
+    reproduce switches the measures off with a warning."""
+    try:
+      for b in np.flatnonzero(index >= 0):
+        real = frame[b] >= 0
+        frames = frame[b][real]
+        truth = self.clip(int(index[b]))
+        start, stop = truth["window"]
+        expressive = (frames >= start) & (frames < stop)
+        self.clips.append((int(index[b]), scores[b][real], importance[b][real], expressive, truth["intensity"][frames]))
+        if attention is None:
+          continue
+        if self.tally is None:
+          self.tally = localisation.SpatialTally(attention.shape[2], attention.shape[3])
+        masks = np.zeros((len(frames), attention.shape[3]), bool)
+        masks[expressive] = truth["masks"][frames[expressive] - start]
+        self.tally.add(attention[b][real], masks if stop > start else None, expressive)
+    except ValueError as err:
+      print(f"warning: SynthEmo localisation and faithfulness skipped: {err}", file=sys.stderr)
+      self.active, self.tally, self.clips = False, None, []
+
+  def localisation(self) -> dict | None:
+    return None if self.tally is None else self.tally.summary()
+
+  def faithfulness(self, labels: np.ndarray) -> dict | None:
+    """Deletion and insertion curves over the clips with an expressive window (frame-local poolings only)."""
+    temporal, temperature = self.exp.model.temporal, self.exp.model.temperature
+    kept = [c for c in self.clips if c[3].any()]
+    if not self.active or temporal not in FRAME_LOCAL_POOLINGS or not kept:
+      return None
+
+    def pool(scores, mask):
+      return temporal_lib.pool_frame_scores(temporal, jax.numpy.asarray(scores), jax.numpy.asarray(mask),
+                                            temperature)[0]
+
+    orders = [localisation.frame_order(importance, expressive, intensity, np.random.default_rng((0, index)))
+              for index, _, importance, expressive, intensity in kept]
+    skip = ("importance",) if temporal in UNIFORM_IMPORTANCE else ()
+    return localisation.faithfulness([c[1] for c in kept], labels[[c[0] for c in kept]], orders, pool, skip)
 
 
 def effective_frames(importance: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -169,6 +268,8 @@ def importance_spread(evaluation: "Evaluation") -> dict | None:
 
 # Poolings whose p(f|S) is uniform over the real frames: their top frame by importance means nothing.
 UNIFORM_IMPORTANCE = ("average", "mean_score")
+# Poolings of per-frame scores alone (not the LSTM): without some frames, they pool the others' scores.
+FRAME_LOCAL_POOLINGS = ("softmax", "average", "mean_score", "max")
 
 
 def top_frame_in_window(evaluation: Evaluation, temporal: str) -> dict | None:
@@ -204,7 +305,10 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
   prediction in list order (`clip_labels`, `clip_predictions`: class indices, -1 for a clip
   without a face; what a bootstrap over clips resamples) and, where the dataset records
   expressive windows (SynthEmo), `top_frame_in_window` (see top_frame_in_window), and how many
-  frames p(f|S) listens to (`frame_importance_spread`, see importance_spread).
+  frames p(f|S) listens to (`frame_importance_spread`, see importance_spread); on SynthEmo,
+  `localisation` (where spatial attention looks, localisation.SpatialTally.summary; null without
+  spatial attention) and `frame_importance_faithfulness` (deletion and insertion curves,
+  localisation.faithfulness; null for the LSTM).
   """
   config, class_names = exp.config, exp.class_names
   faceless = [dict(clip=c.source or f"record {c.index}", label=class_names[c.label], reason=c.reason or "no face frame")
@@ -217,6 +321,8 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
                 clips_without_face=faceless,
                 top_frame_in_window=top_frame_in_window(evaluation, config.model.temporal),
                 frame_importance_spread=None if evaluation.effective_frames is None else importance_spread(evaluation),
+                localisation=evaluation.localisation,
+                frame_importance_faithfulness=evaluation.faithfulness,
                 clip_labels=evaluation.labels.tolist(),
                 clip_predictions=np.where(evaluation.has_face, evaluation.predictions, -1).tolist())
   if jax.process_index() == 0:

@@ -1,10 +1,11 @@
 """What a config resolves to at run time: devices, data, model, derived numbers, compiled steps.
 
 `make_experiment(config)` checks the config, makes the `data` mesh, opens the dataset (building
-it first when `config.build_if_missing`, e.g. SynthEmo), builds the model and derives the
-numbers (steps per epoch, total steps, evaluation interval) and the clips evaluation scores.
+it first when `config.build_if_missing`, e.g. SynthEmo; a split may be a union of splits such
+as 'fold_1+fold_2', train/splits.py), builds the model and derives the numbers (steps per epoch, total steps, evaluation interval) and the clips evaluation scores.
 `init_state`, `compile_steps` and `train_batch_stream` give training (train/loop.py) and the
-benchmark (videmo/bench) the state, the jit-compiled steps and the batches.
+benchmark (videmo/bench) the state (initialised, or from converted weights or a trained run:
+train/from_run.py), the jit-compiled steps and the batches.
 `evaluate_saved(config, run)` evaluates a saved run on `config.eval_split` (`videmo eval`).
 
 Derived numbers are computed here from the config and the dataset, never inside a config.
@@ -16,7 +17,7 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from jax.experimental import multihost_utils
 from videmo import parallel
 from videmo.data.loading import decoded_cache, decoded_store, pipeline
 from videmo.models.input_convention import IMAGENET_CONVENTION, InputConvention
-from videmo.train import dataset_facts, evaluation, optim, run_dir, steps
+from videmo.train import dataset_facts, evaluation, from_run, optim, run_dir, splits, steps
 from videmo.train.config_check import check_config
 from videmo.train.trained_run import TrainedRun, build_model
 
@@ -60,17 +61,25 @@ def open_dataset(config: ml_collections.ConfigDict) -> tuple[Any, Any, dataset_f
       builder = dataset_facts.open_builder(config)  # sees what process 0 built
       _build_if_missing(builder, config.dataset, data_dir)
   facts = dataset_facts.facts(builder)
-  train = pipeline.open_split(config.dataset, config.train_split, data_dir)
-  evaluation = pipeline.open_split(config.dataset, config.eval_split, data_dir)
-  stored = {name: _decoded_store(config, facts, name, source)
-            for name, source in ((config.train_split, train), (config.eval_split, evaluation))}
+  train, train_stored = _open_split(config, facts, config.train_split, data_dir)
+  evaluation, eval_stored = _open_split(config, facts, config.eval_split, data_dir)
   if config.input.decoded_cache_mb > 0:  # one budget for the splits without a store (decoded_cache.py)
     cache = decoded_cache.DecodedCache(config.input.decoded_cache_mb)
-    train, evaluation = (decoded_cache.CachedSource(source, cache) if stored[name] is None else source
-                         for name, source in ((config.train_split, train), (config.eval_split, evaluation)))
-  train, evaluation = (source if stored[name] is None else decoded_store.StoredSource(source, stored[name])
-                       for name, source in ((config.train_split, train), (config.eval_split, evaluation)))
+    train, evaluation = (source if stored else decoded_cache.CachedSource(source, cache)
+                         for source, stored in ((train, train_stored), (evaluation, eval_stored)))
   return train, evaluation, facts
+
+
+def _open_split(config, facts: dataset_facts.DatasetFacts, split: str, data_dir: str) -> tuple[Any, bool]:
+  """(source, whether it reads shared decoded stores) of a split or a union of splits ('fold_1+fold_2',
+  train/splits.py): each part opened, and given its own store, on its own."""
+  names = splits.parts(split)
+  sources = [pipeline.open_split(config.dataset, name, data_dir) for name in names]
+  stores = [_decoded_store(config, facts, name, source) for name, source in zip(names, sources)]
+  stored = all(store is not None for store in stores)
+  if stored:
+    sources = [decoded_store.StoredSource(source, store) for source, store in zip(sources, stores)]
+  return splits.concat(sources), stored
 
 
 def _decoded_store(config, facts: dataset_facts.DatasetFacts, split: str, source: Any):
@@ -125,14 +134,22 @@ def load_convention(config: ml_collections.ConfigDict) -> InputConvention:
     from videmo.weights import converted
 
     return converted.load_convention(config.init.weights)
+  if config.init.get("from_run"):
+    return from_run.source_convention(config.init.from_run)
   return IMAGENET_CONVENTION
 
 
 def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_epoch: int,
-               total_steps: int) -> tuple[steps.TrainState, Any, Any, Any]:
-  """(replicated TrainState, optimizer, group labels, unit LR schedule)."""
+               total_steps: int, class_names: Sequence[str] | None = None) -> tuple[steps.TrainState, Any, Any, Any]:
+  """(replicated TrainState, optimizer, group labels, unit LR schedule).
+
+  The parameters are the model's init with config.seed, then the converted trunk of
+  config.init.weights or the trained run of config.init.from_run (train/from_run.py, which needs
+  the dataset's `class_names` [E] to remap the classifier by name).
+  """
   dummy = jnp.zeros((1, num_frames, crop_size, crop_size, 3), jnp.float32)
-  load = None
+  mask = jnp.ones((1, num_frames), bool)
+  load = run_source = None
   if config.init.weights:
     from videmo.weights import converted
 
@@ -140,12 +157,23 @@ def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_e
                              allow_missing=tuple(config.init.allow_missing),
                              allow_unexpected=tuple(config.init.allow_unexpected))
     # Names and shapes are checked against the parameter shapes before init is compiled (seconds).
-    load(jax.eval_shape(model.init, jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"])
-  params = _compiled_init(model, dummy)(jax.random.key(config.seed), dummy, jnp.ones((1, num_frames), bool))["params"]
+    load(jax.eval_shape(model.init, jax.random.key(config.seed), dummy, mask)["params"])
+  elif config.init.get("from_run"):
+    if class_names is None:
+      raise ValueError("config.init.from_run remaps the classifier by class name, and this run's class names "
+                       "are not known here")
+    run_source = from_run.load_from_run(config, jax.eval_shape(model.init, jax.random.key(config.seed), dummy,
+                                                               mask)["params"], class_names)
+  params = _compiled_init(model, dummy)(jax.random.key(config.seed), dummy, mask)["params"]
   if load is not None:
     params, report = load(params)
     log.info("pre-trained trunk: %s", report)
     print(f"loaded pre-trained trunk from {config.init.weights}:\n{report}")
+  if run_source is not None:
+    source, transfer, name = run_source
+    params = from_run.transfer_params(params, source, transfer)
+    log.info("%s", transfer.describe(name))
+    print(transfer.describe(name))
   optimizer, labels, schedule = optim.make_optimizer(params, config.optim, total_steps, steps_per_epoch)
   for line in optim.describe_groups(params, labels):
     log.info("param group %s", line)
@@ -254,6 +282,7 @@ def evaluate_saved(config: ml_collections.ConfigDict, checkpoint: str) -> SavedE
   run = TrainedRun.open(checkpoint)
   with config.unlocked():
     config.init.weights = ""  # the checkpoint holds the whole model
+    config.init.from_run = ""
     config.init.pretrained_required = False
     config.pretrain = None
   exp = make_experiment(config, run.convention)

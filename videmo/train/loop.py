@@ -5,7 +5,8 @@
 1. Take the work directory's lock (one `videmo train` per folder: train/run_lock.py), open
    the dataset (building it first when `config.build_if_missing`, e.g. SynthEmo) and derive
    the numbers (train/experiment.py).
-2. Build the model, initialise it or load a converted pre-trained trunk (`config.init.weights`).
+2. Build the model, initialise it or load a converted pre-trained trunk (`config.init.weights`) or a
+   trained run's parameters (`config.init.from_run`, remapped by class name: train/from_run.py).
 3. Make the optimiser (parameter groups, SGDR) and log every parameter's group.
 4. Resume from the latest checkpoint in `workdir/checkpoints`, if any.
 5. Train with a jit-compiled data-parallel step over all devices, logging to TensorBoard and
@@ -67,7 +68,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path) -> dic
 
   state, optimizer, _, schedule = experiment.init_state(config, exp.model, mesh, config.input.num_frames,
                                                         config.input.crop_size, numbers.steps_per_epoch,
-                                                        numbers.total_steps)
+                                                        numbers.total_steps, exp.class_names)
   checkpoints = checkpoint_lib.Checkpoints(workdir, max_to_keep=config.keep_checkpoints)
   state, start = checkpoints.restore_latest(state)
   if start:

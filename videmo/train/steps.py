@@ -87,7 +87,8 @@ def make_eval_step(model: nn.Module, normalise: Normalise):
 
   Returns dict(loss_sum (clip cross-entropy −log p(y|S), whatever the pooling), correct, count,
   log_probs [B, E], frame_importance [B, F] = p(f|S), frame_evidence [B, F] = o_fĉ, each frame's
-  score for the predicted class ĉ); the sums add up exactly across batches and devices.
+  score for the predicted class ĉ, frame_scores [B, F, E], and attention [B, F, N, L] for a model
+  with spatial attention); the sums add up exactly across batches and devices.
   """
 
   def eval_step(params: Any, batch: Batch) -> dict:
@@ -102,6 +103,8 @@ def make_eval_step(model: nn.Module, normalise: Normalise):
         log_probs=out["log_probs"],
         frame_importance=out["frame_importance"],
         frame_evidence=jnp.take_along_axis(out["frame_scores"], predicted[:, None, None], axis=2)[..., 0],
+        frame_scores=out["frame_scores"],
+        **({"attention": out["attention"]} if "attention" in out else {}),
     )
 
   return eval_step

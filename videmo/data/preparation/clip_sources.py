@@ -190,14 +190,16 @@ def _resolve(path_text: str, base: Path) -> Path | None:
   return None
 
 
-def annotation_clips(root: Path, csv_files: Sequence[Path], class_names: Sequence[str] | None = None
+def annotation_clips(root: Path, csv_files: Sequence[Path], class_names: Sequence[str] | None = None,
+                     file_splits: Mapping[Path, str] | None = None
                      ) -> tuple[dict[str, list[ClipTask]], list[str], list[ListingIssue]]:
   """Clips listed in annotation files, rows `path, label[, split or fold]`.
 
   Paths are relative to `root` (or absolute; the video suffix may be left out). The split is
   the third column (a number n names the split 'fold_n'), else the file's name
-  (train.csv -> 'train'). Class names are the sorted labels (numerically when all labels
-  are numbers) unless `class_names` fixes them. Returns (tasks per split, class names, issues).
+  (train.csv -> 'train'); `file_splits` may name the split of every row of a file instead.
+  Class names are the sorted labels (numerically when all labels are numbers) unless
+  `class_names` fixes them. Returns (tasks per split, class names, issues).
   """
   issues: list[ListingIssue] = []
   entries = []  # (split, label text, path, row reference)
@@ -207,7 +209,7 @@ def annotation_clips(root: Path, csv_files: Sequence[Path], class_names: Sequenc
     for line, cells in rows:
       ref = f"{csv_path.name}:{line}"
       try:
-        split = sanitize_split(cells[2] if len(cells) > 2 else csv_path.stem)
+        split = (file_splits or {}).get(csv_path) or sanitize_split(cells[2] if len(cells) > 2 else csv_path.stem)
       except ValueError as err:
         issues.append(ListingIssue(BAD_ANNOTATION, ref, str(err)))
         continue

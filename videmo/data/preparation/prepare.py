@@ -52,12 +52,12 @@ def load_builder(dataset: str, data_dir: str | os.PathLike, workers: int | None 
   name = dataset.split("/")[0].split(":")[0]
   if name not in builders.NAMES:
     raise ValueError(f"--dataset: unknown dataset {name!r}; videmo builds: {', '.join(builders.NAMES)}")
-  kwargs = {"data_dir": os.fspath(data_dir), "file_format": "array_record"}
-  if workers is not None:
-    if workers < 1:
-      raise ValueError(f"--workers must be >= 1, got {workers}")
-    kwargs["workers"] = workers
-  return tfds.builder(dataset, **kwargs)
+  if workers is not None and workers < 1:
+    raise ValueError(f"--workers must be >= 1, got {workers}")
+  # `workers` is always passed (None: all cores), which keeps TFDS on the builder's code: given only
+  # a data_dir, it opens a built config that the code does not list (video_folder/dfew) from its
+  # files alone, as a read-only builder without the config's options.
+  return tfds.builder(dataset, data_dir=os.fspath(data_dir), file_format="array_record", workers=workers)
 
 
 def summarise_report(report: dict, examples: int = 5) -> str:

@@ -110,12 +110,19 @@ def features(face: Identity, e: np.ndarray) -> _Features:
       mouth_o=0.34 * max(0.0, open_))
 
 
-def region_boxes(face: Identity, deformations: list[np.ndarray], margin: float) -> list[tuple[float, float, float, float]]:
+# The region each of region_boxes' five boxes holds, in its order.
+BOX_REGIONS: tuple[str, ...] = ("mouth", "eyes", "brows", "eyes", "brows")
+
+
+def region_boxes(face: Identity, deformations: list[np.ndarray], margin: float,
+                 raw: list[np.ndarray] = ()) -> list[tuple[float, float, float, float]]:
   """Boxes (centre u, centre v, half-width, half-height) containing every shape the mouth, eyes
-  and brows take in this clip (any of the apex `deformations` [6] of the classes, any
-  intensity), grown by `margin` face units."""
+  and brows take in this clip (any of the apex `deformations` [6] of the classes, scaled by the
+  person's expressiveness, and any of the `raw` deformations [6] as they are, at any intensity),
+  grown by `margin` face units. Their regions, in order: BOX_REGIONS."""
   shapes = [features(face, np.zeros(6))]
   shapes += [features(face, face.expressiveness * x) for x in deformations]
+  shapes += [features(face, np.asarray(x, np.float64)) for x in raw]
   boxes = []
   # Mouth: top and bottom edges are linear in t^2, so their extremes are at t = 0 or |t| = 1.
   lip = face.lip_thick
@@ -382,6 +389,11 @@ def sample_occluder(rng: np.random.Generator, pose: Pose) -> Occluder | None:
   """With probability 0.3, a plain or striped rounded box (a hand, a microphone) over part of the face."""
   if rng.uniform() >= 0.3:
     return None
+  return occluder_near(rng, pose)
+
+
+def occluder_near(rng: np.random.Generator, pose: Pose) -> Occluder:
+  """A plain or striped rounded box entering from a side or from below, over part of the face."""
   r = pose.radius
   side = int(rng.integers(3))
   if side < 2:  # from the left or right
@@ -394,9 +406,8 @@ def sample_occluder(rng: np.random.Generator, pose: Pose) -> Occluder | None:
                    rng.uniform(0, 255, 3).astype(np.float32), rng.uniform(0.0, 0.4) * (rng.uniform() < 0.5))
 
 
-def draw_occluder(image: np.ndarray, occ: Occluder, jx: float, jy: float) -> tuple | None:
-  """Draws the occluder (moved by jx, jy pixels); returns (slices, coverage) of what it covers."""
-  size = image.shape[0]
+def _occluder_cover(size: int, occ: Occluder, jx: float, jy: float) -> tuple | None:
+  """(slices, coverage [h, w], v [h, w]) of the occluder moved by jx, jy pixels, or None."""
   cx, cy = occ.cx + jx, occ.cy + jy
   x0, x1 = max(0, math.floor(cx - occ.hw) - 1), min(size, math.ceil(cx + occ.hw) + 2)
   y0, y1 = max(0, math.floor(cy - occ.hh) - 1), min(size, math.ceil(cy + occ.hh) + 2)
@@ -406,7 +417,22 @@ def draw_occluder(image: np.ndarray, occ: Occluder, jx: float, jy: float) -> tup
   y = np.arange(y0, y1, dtype=np.float32) + np.float32(0.5 - cy)
   u, v = np.broadcast_to(x[None, :], (y1 - y0, x1 - x0)), np.broadcast_to(y[:, None], (y1 - y0, x1 - x0))
   alpha = np.clip(0.5 - _box(u, v, 0.0, 0.0, occ.hw, occ.hh, occ.round), 0.0, 1.0)
-  sl = (slice(y0, y1), slice(x0, x1))
+  return (slice(y0, y1), slice(x0, x1)), alpha, v
+
+
+def occluder_cover(size: int, occ: Occluder, jx: float, jy: float) -> tuple | None:
+  """(slices, coverage [h, w] in 0..1) of what the occluder, moved by jx, jy pixels, covers in
+  an S x S frame (None: nothing): what draw_occluder returns, without drawing."""
+  found = _occluder_cover(size, occ, jx, jy)
+  return None if found is None else found[:2]
+
+
+def draw_occluder(image: np.ndarray, occ: Occluder, jx: float, jy: float) -> tuple | None:
+  """Draws the occluder (moved by jx, jy pixels); returns (slices, coverage) of what it covers."""
+  found = _occluder_cover(image.shape[0], occ, jx, jy)
+  if found is None:
+    return None
+  sl, alpha, v = found
   if occ.stripes:
     phase = v * np.float32(0.25)
     shade = np.float32(1.0) - np.float32(occ.stripes) * (np.abs(phase - np.floor(phase) - np.float32(0.5)))

@@ -10,6 +10,9 @@ face_found: all True) and SynthEmo's ground truth (F frames, S = config.size):
   region_mask  Sequence(Image[S, S, 1], png)   mouth/eye/brow regions, values 0/1     [F, S, S, 1]
   apex_frame   int32                           a frame of maximal intensity (-1: Neutral)
   window       Tensor[2] int32                 [start, stop) of the frames with intensity > 0
+The regions a clip's class moves, their masks and the distractor frames are not stored:
+videmo.data.synthemo.truth recomputes them from a record (`record_job`), so the records of
+every config, and of datasets built before those existed, have the same fields.
 
 Clips are rendered in a pool of `workers` spawned processes (ordered, each clip seeded from
 (config.seed, split, index) only). Shards are array_record (the default here, so `tfds build`
@@ -35,14 +38,19 @@ from etils import epath
 from tqdm import tqdm
 
 from videmo.data import schema
-from videmo.data.synthemo import render
+from videmo.data.synthemo import render, truth
 
 
 @dataclasses.dataclass(eq=False)
 class SynthEmoConfig(tfds.core.BuilderConfig):
-  """A SynthEmo build: frame side, clips per split, frames per clip, seed, and the signal's design:
-  the expression set ('afew' or 'pairs', render.EXPRESSION_SETS) and the range of the expressive
-  window's share of a clip (window_min..window_max)."""
+  """A SynthEmo build: frame side, clips per split, frames per clip, seed, and the signal's design
+  (docs/synthemo.md, "The signal's knobs"): the expression set ('afew' or 'pairs',
+  render.EXPRESSION_SETS); the range of the expressive window's share of a clip
+  (window_min..window_max) and its least length in frames (window_min_frames: 1 allows a
+  one-frame window); the apex's intensity (apex_intensity, in (0, 1]); distractor frames outside
+  the window (distractor_rate in 0..1, distractor_kinds among render.DISTRACTOR_KINDS, and
+  distractor_strength, the intensity of another expression). At their defaults the knobs render
+  what the configs rendered before they existed."""
   size: int = 256
   num_train: int = 773
   num_validation: int = 383
@@ -52,6 +60,11 @@ class SynthEmoConfig(tfds.core.BuilderConfig):
   expression_set: str = "afew"
   window_min: float = render.DEFAULT_WINDOW_SHARE[0]
   window_max: float = render.DEFAULT_WINDOW_SHARE[1]
+  window_min_frames: int = render.DEFAULT_WINDOW_MIN_FRAMES
+  apex_intensity: float = 1.0
+  distractor_rate: float = 0.0
+  distractor_kinds: tuple[str, ...] = render.DISTRACTOR_KINDS
+  distractor_strength: float = 0.5
 
   def __post_init__(self):
     if self.size < render.MIN_SIZE:
@@ -67,8 +80,32 @@ class SynthEmoConfig(tfds.core.BuilderConfig):
     try:
       render.expression_set(self.expression_set)
       render.check_window_share((self.window_min, self.window_max))
+      render.check_window_min_frames(self.window_min_frames)
+      render.check_apex_intensity(self.apex_intensity)
+      render.Distractors(self.distractor_rate, tuple(self.distractor_kinds), self.distractor_strength)
     except ValueError as err:
       raise ValueError(f"SynthEmoConfig: {err}") from None
+
+
+# The temporal phase diagram's cells (docs/synthemo_when_where.md): tables' clips with the
+# expressive window a fixed share of each clip, without and with distractors.
+WHEN_WINDOW_SHARES = (0.05, 0.1, 0.25, 0.5, 1.0)
+WHEN_DISTRACTOR_RATES = (0.0, 0.3)
+
+
+def when_config_name(share: float, distractor_rate: float) -> str:
+  """'when_w05_d0' for a window of 5% of the clip and no distractors; 'when_w100_d30': the whole
+  clip expressive, 30% of the other frames distractors (none remain to disturb at 100%)."""
+  return f"when_w{round(100 * share):02d}_d{round(100 * distractor_rate)}"
+
+
+def _when_config(share: float, rate: float) -> "SynthEmoConfig":
+  return SynthEmoConfig(
+      name=when_config_name(share, rate), size=64, num_train=490, num_validation=420, min_frames=16, max_frames=32,
+      expression_set="pairs", window_min=share, window_max=share, window_min_frames=1, distractor_rate=rate,
+      description=f"The phase diagram's cell (docs/synthemo_when_where.md): tables' clips with the "
+                  f"expressive window {100 * share:g}% of each clip"
+                  + (f", {100 * rate:g}% of the other frames distractors." if rate else ", no distractors."))
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -100,6 +137,20 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                      description="The paper's tables on SynthEmo (docs/synthemo.md): small's size "
                      "with 420 validation clips, expressive windows of 10-25% of the frames, and "
                      "classes that each need two face regions at once (the 'pairs' expression set)."),
+      SynthEmoConfig(name="brief", size=64, num_train=490, num_validation=210, min_frames=16,
+                     max_frames=32, window_min=0.01, window_max=0.01, window_min_frames=1,
+                     description="Strong briefly (docs/synthemo.md): small's clips with the expression "
+                     "on one frame only, at full strength."),
+      SynthEmoConfig(name="faint", size=64, num_train=490, num_validation=210, min_frames=16,
+                     max_frames=32, window_min=1.0, window_max=1.0, apex_intensity=0.35,
+                     description="Faint everywhere (docs/synthemo.md): small's clips with the expression "
+                     "over the whole clip, its apex at 35% of full strength."),
+      SynthEmoConfig(name="distractors", size=64, num_train=490, num_validation=210, min_frames=16,
+                     max_frames=32, distractor_rate=0.3,
+                     description="small's clips with distractors (docs/synthemo.md): 30% of the frames "
+                     "outside the window show another expression at half strength, a blink, a talking "
+                     "mouth or an extra occluder."),
+      *[_when_config(share, rate) for rate in WHEN_DISTRACTOR_RATES for share in WHEN_WINDOW_SHARES],
   ]
   DEFAULT_BUILDER_CONFIG_NAME = "default"
 
@@ -166,14 +217,36 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
 def clip_jobs(config: SynthEmoConfig, split: str) -> list[render.ClipJob]:
   """Every clip of `split` ('train' or 'validation') that the builder renders for `config`, in
-  order: its seed, index, label (balanced, shuffled by the seed), size, frame range, expression
-  set and window share."""
+  order: its seed, index, label (balanced, shuffled by the seed), size, frame range and the
+  signal's knobs (expression set, window share and least length, apex intensity, distractors)."""
   num_clips = {"train": config.num_train, "validation": config.num_validation}[split]
   labels = render.split_labels(config.seed, split, num_clips)
-  return [render.ClipJob(config.seed, split, i, int(labels[i]), config.size, config.min_frames,
-                         config.max_frames, expression_set=config.expression_set,
-                         window_share=(config.window_min, config.window_max))
-          for i in range(num_clips)]
+  return [_job(config, split, i, int(labels[i])) for i in range(num_clips)]
+
+
+def record_job(config: SynthEmoConfig, source: str | bytes, label: int) -> render.ClipJob:
+  """The job (as in clip_jobs) of a stored record of `config`'s dataset, from its `source` and
+  label; a one-line ValueError when the record is not one of this config's clips."""
+  seed, split, index = truth.parse_source(source)
+  if seed != config.seed or split not in ("train", "validation"):
+    raise ValueError(f"synthemo/{config.name}: the record of {truth.parse_source(source)} (seed, split, index) "
+                     f"is not one of its clips (seed {config.seed}, splits train and validation)")
+  num_clips = {"train": config.num_train, "validation": config.num_validation}[split]
+  if not 0 <= index < num_clips:
+    raise ValueError(f"synthemo/{config.name}: clip index {index} is outside its {num_clips} {split} clips")
+  expected = int(render.split_labels(config.seed, split, num_clips)[index])
+  if expected != int(label):
+    raise ValueError(f"synthemo/{config.name}: {split} clip {index} is stored with label {label}, the config "
+                     f"gives {expected}; rebuild the dataset")
+  return _job(config, split, index, expected)
+
+
+def _job(config: SynthEmoConfig, split: str, index: int, label: int) -> render.ClipJob:
+  return render.ClipJob(config.seed, split, index, label, config.size, config.min_frames, config.max_frames,
+                        expression_set=config.expression_set, window_share=(config.window_min, config.window_max),
+                        window_min_frames=config.window_min_frames, apex_intensity=config.apex_intensity,
+                        distractor_rate=config.distractor_rate, distractor_kinds=tuple(config.distractor_kinds),
+                        distractor_strength=config.distractor_strength)
 
 
 def _spawn_can_start() -> bool:

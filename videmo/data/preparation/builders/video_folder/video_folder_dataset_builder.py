@@ -8,6 +8,11 @@ Two layouts of `--manual_dir`, chosen automatically:
      `path` is a video file or a folder of frames, relative to manual_dir (or absolute; the
      video suffix may be left out). The split is the third column (a number n gives
      "fold_n"), else the file's name: train.csv -> "train", test.csv -> "test".
+     Folds (annotation_files.py): a file whose path names fold K (`set_K`, `fold_K`,
+     `split_K`, in its name or its folder) lists fold K's clips, split "fold_K"; its
+     training list (a path that also says `train`) is checked to be the other folds' clips.
+     Without CSV files at the top, fold lists one or two folders down are used (DFEW's
+     `EmoLabel_DataSplit/test(single-labeled)/set_K.csv`, or `set_K/test.csv`).
   2. A folder tree `<manual_dir>/<split>/<class>/<video or frame folder>`, e.g.
      train/happy/clip001.mp4, test/sad/clip7/000001.jpg.
 
@@ -19,9 +24,11 @@ datasets go to different configs: any config name works, so
     videmo prepare --dataset video_folder/ferv39k --manual_dir ~/FERV39k ...
 
 write to <data_dir>/video_folder/dfew/1.0.0 and <data_dir>/video_folder/ferv39k/1.0.0, and
-read back with tfds.data_source("video_folder/dfew", data_dir=...). The configs made from a
-bare name use the default preparation (VideoClipConfig); pass a VideoFolderConfig object to
-tfds.builder for other options.
+read back with tfds.data_source("video_folder/dfew", data_dir=...). A k-fold dataset trains
+on the union of the other folds (`--config.train_split=fold_2+fold_3 --config.eval_split=fold_1`;
+`videmo sweep run --folds 3` runs every fold). The configs made from a bare name use the
+default preparation (VideoClipConfig); pass a VideoFolderConfig object to tfds.builder for
+other options.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Sequence
 
 from videmo.data.preparation import clip_sources
 from videmo.data.preparation.builders import clip_builder
+from videmo.data.preparation.builders.video_folder import annotation_files
 
 
 @dataclasses.dataclass(eq=False)
@@ -49,15 +57,9 @@ def list_video_folder(root: Path, class_names: Sequence[str] | None = None,
                       annotations: Sequence[str] | None = None):
   """(tasks per split, class names, listing issues) of a video_folder manual_dir."""
   root = Path(root)
-  if annotations:
-    csv_files = [root / name for name in annotations]
-    missing = [str(p) for p in csv_files if not p.is_file()]
-    if missing:
-      raise FileNotFoundError(f"video_folder: annotation file(s) not found: {', '.join(missing)}")
-  else:
-    csv_files = sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
-  if csv_files:
-    return clip_sources.annotation_clips(root, csv_files, class_names)
+  files = annotation_files.annotation_files(root, annotations)
+  if files:
+    return annotation_files.annotation_clips(root, files, class_names)
   return clip_sources.tree_clips(root, class_names)
 
 
@@ -67,7 +69,9 @@ class Builder(clip_builder.VideoClipBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put the videos (or frame folders) in manual_dir, either as <split>/<class>/<video or frame
   folder>, or anywhere under it with CSV files at its top listing `path, label[, split]`
-  (train.csv/test.csv give the split by their name).
+  (train.csv/test.csv give the split by their name, a fold number n the split fold_n), or
+  with per-fold lists one or two folders down (set_K/test.csv, or DFEW's
+  test(single-labeled)/set_K.csv).
   """
 
   BUILDER_CONFIGS = [
