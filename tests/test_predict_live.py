@@ -32,7 +32,7 @@ from videmo.predict import live, live_model, live_source, timeline
 from videmo.predict.live_tracks import OnlineFaceTracker
 from videmo.predict.live_window import RollingWindows
 
-pytestmark = [pytest.mark.xdist_group("predict"), pytest.mark.slow]
+pytestmark = [pytest.mark.xdist_group("live"), pytest.mark.slow]
 
 FPS, FRAMES = 10, 40
 WINDOW, EVERY = 2.0, 1.0
