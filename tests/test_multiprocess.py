@@ -31,6 +31,7 @@ from tiny import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multiprocess")]
 
 STEPS = 12
+CHECKPOINT_EVERY = 4  # multi-process saves are barriers: 3 of them per run, not 12
 
 
 def _environment(port: int, heartbeat_s: int = 60) -> dict:
@@ -41,7 +42,7 @@ def _environment(port: int, heartbeat_s: int = 60) -> dict:
 
 def _overrides(data_dir, steps: int = STEPS) -> list[str]:
   return [*tiny.flags(data_dir, steps), "--config.num_devices=0", "--config.batch_size=8",
-          "--config.eval_batch_size=8"]
+          "--config.eval_batch_size=8", f"--config.checkpoint_every_steps={CHECKPOINT_EVERY}"]
 
 
 def _launch(workdir, data_dir, processes: int, devices: int, port: int, steps: int = STEPS, **popen):
@@ -115,7 +116,7 @@ def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_ti
   assert loss_gap <= 1e-5, loss_gap
   (step_a, a), (step_b, b) = _restore(one), _restore(two)
   assert step_a == step_b == STEPS
-  _, start = _restore(one, 1)  # each parameter's change from step 1 on
+  _, start = _restore(one, CHECKPOINT_EVERY)  # each parameter's change from the first checkpoint on
   gaps = {}
   for (path, s), x, y in zip(jax.tree_util.tree_leaves_with_path(start["params"]), jax.tree.leaves(a["params"]),
                              jax.tree.leaves(b["params"])):
@@ -140,7 +141,7 @@ def test_both_processes_killed_and_relaunched_end_as_an_uninterrupted_run(synthe
   while time.time() < deadline and launcher.poll() is None:
     folder = killed / "checkpoints"
     done = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
-    if done and done[-1] >= 4:
+    if done and done[-1] >= CHECKPOINT_EVERY:  # killed between two checkpoints, or right after one
       break
     time.sleep(0.05)
   assert launcher.poll() is None, "the run finished before it could be killed"
@@ -164,9 +165,10 @@ def test_when_one_process_dies_the_other_exits_instead_of_hanging(synthemo_tiny,
                               start_new_session=True)
   try:
     deadline = time.time() + 300
-    while time.time() < deadline and not (tmp_path / "checkpoints" / "2").exists():
+    first = tmp_path / "checkpoints" / str(CHECKPOINT_EVERY)
+    while time.time() < deadline and not first.exists():
       time.sleep(0.1)
-    assert (tmp_path / "checkpoints" / "2").exists(), "training did not start"
+    assert first.exists(), "training did not start"
     process_1 = _training_process(os.getpgid(launcher.pid), process_id=1)
     killed_at = time.time()
     os.kill(process_1, signal.SIGKILL)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -327,7 +328,10 @@ def write_results(workdir: Path, step: int, evaluation: Evaluation, exp, name: s
                 clip_predictions=np.where(evaluation.has_face, evaluation.predictions, -1).tolist())
   if jax.process_index() == 0:
     workdir.mkdir(parents=True, exist_ok=True)
-    run_dir.metrics_path(workdir, name).write_text(json.dumps(record, indent=2))
+    path = run_dir.metrics_path(workdir, name)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # a reader never sees half a record
+    temporary.write_text(json.dumps(record, indent=2))
+    os.replace(temporary, path)
     headline = evaluation.headline(config.no_face_policy)
     metrics_lib.plot_confusion(headline.confusion, class_names, run_dir.confusion_path(workdir, name),
                                title=f"{config.dataset} {config.eval_split}, step {step}: {headline.summary_line()}")
