@@ -59,3 +59,24 @@ def test_clip_bootstrap_resamples_the_clips():
   assert (high - low) / 2 == pytest.approx(half, rel=0.1)
   with pytest.raises(ValueError, match="one shape"):
     statistics.clip_bootstrap(a, b[:, :10])
+
+
+def test_the_table_says_where_attention_looks_for_the_rows_that_measured_it():
+  from videmo.sweep import collect
+
+  located = dict(overall=dict(relevance_mass=0.6, pointing_game=0.5),
+                 mean_map=dict(overall=dict(relevance_mass=0.3, pointing_game=0.25)),
+                 chance=dict(relevance_mass=0.2, pointing_game=0.2), head_overlap=dict(min_sum=0.1, cosine=0.05))
+  runs = [collect._localisation(located), collect._localisation({})]
+  assert runs[0]["relevance_mass"] == 0.6 and runs[0]["head_overlap"] == 0.1
+  assert all(v is None for v in runs[1].values())
+  summaries = []
+  for name, run in (("SA2", runs[0]), ("TP", runs[1])):
+    summary = dict(row=name)
+    for key in collect.LOCALISATION_KEYS:
+      summary[key], _, summary[f"{key}_n"] = collect._mean_std([run[key]])
+    summaries.append(summary)
+  lines = collect.localisation_lines(summaries)
+  assert lines[-1] == "| SA2 | 0.60 | 0.30 | 0.50 | 0.25 | 0.20 | 0.10 |"
+  assert not any(line.startswith("| TP ") for line in lines)  # no attention, no line
+  assert collect.localisation_lines(summaries[1:]) == []

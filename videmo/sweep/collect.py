@@ -43,6 +43,7 @@ def read_run(run: Run) -> dict | None:
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
   spread = metrics.get("frame_importance_spread") or {}
+  located = metrics.get("localisation") or {}
   seconds = None
   if (run.workdir / RUN_RECORD).is_file():
     seconds = json.loads((run.workdir / RUN_RECORD).read_text()).get("seconds")
@@ -52,7 +53,40 @@ def read_run(run: Run) -> dict | None:
               frame_by_importance=window.get("by_importance"), frame_by_evidence=window.get("by_evidence"),
               frame_chance=window.get("chance"), seconds=seconds,
               effective_frames=spread.get("effective_frames"), effective_share=spread.get("effective_share"),
-              correct=_correct(metrics))
+              correct=_correct(metrics), **_localisation(located))
+
+
+# Where spatial attention looks (train/localisation.py, SynthEmo with attention): the keys read
+# from a run's metrics "localisation" record, each averaged over a row's seeds.
+LOCALISATION_KEYS = ("relevance_mass", "relevance_mass_mean_map", "pointing_game", "pointing_game_mean_map",
+                     "localisation_chance", "head_overlap")
+
+
+def _localisation(located: dict) -> dict:
+  """The run's LOCALISATION_KEYS (None each where it has no localisation record)."""
+  if not located:
+    return dict.fromkeys(LOCALISATION_KEYS)
+  overall, mean_map = located["overall"], located["mean_map"]["overall"]
+  return dict(relevance_mass=overall["relevance_mass"], relevance_mass_mean_map=mean_map["relevance_mass"],
+              pointing_game=overall["pointing_game"], pointing_game_mean_map=mean_map["pointing_game"],
+              localisation_chance=located["chance"]["relevance_mass"],
+              head_overlap=(located.get("head_overlap") or {}).get("min_sum"))
+
+
+def localisation_lines(summaries: Sequence[dict]) -> list[str]:
+  """A Markdown table of where attention looks, one line per row that measured it (none: [])."""
+  measured = [s for s in summaries if s.get("relevance_mass_n")]
+  if not measured:
+    return []
+  lines = ["", "Where spatial attention looks (mean over seeds; beside each, the model-free mean map's; "
+           "chance: the share of the grid the expression's regions cover; head overlap: the mean over "
+           "pairs of heads of the sum of elementwise minima, 0 = disjoint, 1 = the same map):", "",
+           "| row | relevance mass | (mean map) | pointing game | (mean map) | chance | head overlap |",
+           "|---|---|---|---|---|---|---|"]
+  for s in measured:
+    cells = [f"{s[key]:.2f}" if s.get(f"{key}_n") else "–" for key in LOCALISATION_KEYS]
+    lines.append(f"| {s['row']} | " + " | ".join(cells) + " |")
+  return lines
 
 
 def _correct(metrics: dict) -> np.ndarray | None:
@@ -94,7 +128,7 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
                    overrides=" ".join(f"{k}={v}" for k, v in row.overrides), seeds=runs_of_row,
                    war_by_seed=[r["war"] for r in mine])
     for key in ("war", "uar", "frame_by_importance", "frame_by_evidence", "frame_chance", "effective_frames",
-                "effective_share", "seconds"):
+                "effective_share", "seconds", *LOCALISATION_KEYS):
       summary[key], summary[key + "_std"], summary[key + "_n"] = _mean_std([r[key] for r in mine])
     if plan.folds:  # WAR and UAR over folds, each fold's the mean over its seeds
       for key in ("war", "uar"):
@@ -196,6 +230,7 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
     for s in summaries:
       if s["recall"]:
         lines.append(f"| {s['row']} | " + " | ".join(f"{100 * s['recall'][c]:.0f}" for c in classes) + " |")
+  lines += localisation_lines(summaries)
   if plan.folds:
     lines += folds_lib.markdown_lines(folds_lib.fold_summaries([r.name for r in plan.rows], plan.folds, records))
   if plan.comparisons:
