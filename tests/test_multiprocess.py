@@ -134,41 +134,24 @@ def test_two_processes_of_four_devices_train_as_one_process_of_eight(synthemo_ti
   assert "Traceback" not in (two / "process_1.log").read_text()
 
 
-def test_both_processes_killed_and_relaunched_end_as_an_uninterrupted_run(synthemo_tiny, two_processes, tmp_path):
-  (straight, _), killed = two_processes, tmp_path / "killed"
-  launcher = _launch(killed, synthemo_tiny, processes=2, devices=4, port=12404, start_new_session=True)
-  deadline = time.time() + 300
-  while time.time() < deadline and launcher.poll() is None:
-    folder = killed / "checkpoints"
-    done = sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
-    if done and done[-1] >= CHECKPOINT_EVERY:  # killed between two checkpoints, or right after one
-      break
-    time.sleep(0.05)
-  assert launcher.poll() is None, "the run finished before it could be killed"
-  os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both training processes
-  launcher.wait()
-  time.sleep(1)
-  out = _run(killed, synthemo_tiny, processes=2, devices=4, port=12405)
-  assert "resumed from" in out
-  (step_a, a), (step_b, b) = _restore(straight), _restore(killed)
-  assert step_a == step_b == STEPS
-  jax.tree.map(np.testing.assert_array_equal, a["params"], b["params"])
-  jax.tree.map(np.testing.assert_array_equal, a["opt_state"], b["opt_state"])
-
-
-def test_when_one_process_dies_the_other_exits_instead_of_hanging(synthemo_tiny, tmp_path):
-  heartbeat_s = 10
+def test_when_one_process_dies_the_other_exits_and_a_relaunch_ends_as_an_uninterrupted_run(
+    synthemo_tiny, two_processes, tmp_path):
+  """Process 1 is killed once the first checkpoint is written; process 0 must notice (lost
+  heartbeats) and exit instead of hanging in a collective; the relaunched run resumes from what
+  was saved and ends with the uninterrupted run's parameters and optimiser state, bit for bit."""
+  (straight, _), killed, heartbeat_s = two_processes, tmp_path / "killed", 10
   env = dict(_environment(12406, heartbeat_s), DEVICES_PER_PROCESS="4")
-  command = [str(REPO / "launch" / "local_processes.sh"), "2", str(REPO / "configs" / "table1_sa2_reg1.py"), str(tmp_path),
-             *_overrides(synthemo_tiny, steps=10_000)]
+  command = [str(REPO / "launch" / "local_processes.sh"), "2", str(REPO / "configs" / "table1_sa2_reg1.py"),
+             str(killed), *_overrides(synthemo_tiny), f"--config.keep_checkpoints={STEPS}"]
   launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
   try:
     deadline = time.time() + 300
-    first = tmp_path / "checkpoints" / str(CHECKPOINT_EVERY)
-    while time.time() < deadline and not first.exists():
-      time.sleep(0.1)
+    first = killed / "checkpoints" / str(CHECKPOINT_EVERY)
+    while time.time() < deadline and not first.exists() and launcher.poll() is None:
+      time.sleep(0.05)
     assert first.exists(), "training did not start"
+    assert launcher.poll() is None, "the run finished before it could be killed"
     process_1 = _training_process(os.getpgid(launcher.pid), process_id=1)
     killed_at = time.time()
     os.kill(process_1, signal.SIGKILL)
@@ -181,3 +164,10 @@ def test_when_one_process_dies_the_other_exits_instead_of_hanging(synthemo_tiny,
   assert waited < heartbeat_s * 6, waited
   assert "local_processes.sh: process 1 exited with status 137 (signal 9)" in out, out[-2000:]
   print(f"process 0 exited {waited:.1f} s after process 1 was killed; its last lines:\n{out[-1500:]}")
+  time.sleep(1)
+  out = _run(killed, synthemo_tiny, processes=2, devices=4, port=12405)
+  assert "resumed from" in out
+  (step_a, a), (step_b, b) = _restore(straight), _restore(killed)
+  assert step_a == step_b == STEPS
+  jax.tree.map(np.testing.assert_array_equal, a["params"], b["params"])
+  jax.tree.map(np.testing.assert_array_equal, a["opt_state"], b["opt_state"])

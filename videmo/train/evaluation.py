@@ -235,9 +235,9 @@ class SynthEmoMeasures:
     if not self.active or temporal not in FRAME_LOCAL_POOLINGS or not kept:
       return None
 
+    @jax.jit  # one program for every curve point (the same shapes), not one per operation
     def pool(scores, mask):
-      return temporal_lib.pool_frame_scores(temporal, jax.numpy.asarray(scores), jax.numpy.asarray(mask),
-                                            temperature)[0]
+      return temporal_lib.pool_frame_scores(temporal, scores, mask, temperature)[0]
 
     orders = [localisation.frame_order(importance, expressive, intensity, np.random.default_rng((0, index)))
               for index, _, importance, expressive, intensity in kept]

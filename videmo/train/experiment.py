@@ -177,7 +177,7 @@ def init_state(config, model, mesh, num_frames: int, crop_size: int, steps_per_e
   optimizer, labels, schedule = optim.make_optimizer(params, config.optim, total_steps, steps_per_epoch)
   for line in optim.describe_groups(params, labels):
     log.info("param group %s", line)
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
+  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=jax.jit(optimizer.init)(params))
   return parallel.replicate(state, mesh), optimizer, labels, schedule
 
 
