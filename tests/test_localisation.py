@@ -276,6 +276,23 @@ def test_the_tally_gives_each_head_the_mean_map_baseline_and_chance():
   assert "pointing game 1.00" in line and "2 expressive frames of 1 clips" in line
 
 
+def test_each_class_gets_its_heads_mean_maps_and_mask_over_its_expressive_frames():
+  tally = localisation.SpatialTally(num_heads=2, num_cells=4)
+  left, right = np.array([True, False, False, False]), np.array([False, False, False, True])
+  a, b = np.array([0.7, 0.1, 0.1, 0.1]), np.array([0.1, 0.1, 0.1, 0.7])
+  # class 3: two expressive frames (and one outside the window, left out); class 5: one frame
+  tally.add(np.stack([np.stack([b, b]), np.stack([a, b]), np.stack([b, a])]), np.stack([left] * 3),
+            np.array([False, True, True]), label=3)
+  tally.add(np.stack([a, a])[None], right[None], np.array([True]), label=5)
+  tally.add(np.full((1, 2, 4), 0.25), left[None], np.array([True]))  # no label: not in the class maps
+  maps = tally.summary()["class_maps"]
+  assert [(m["label"], m["frames"]) for m in maps] == [(3, 2), (5, 1)]
+  np.testing.assert_allclose(maps[0]["heads"], [(a + b) / 2, (a + b) / 2])
+  np.testing.assert_allclose(maps[0]["mask"], left.astype(float))
+  np.testing.assert_allclose(maps[1]["heads"], [a, a])
+  np.testing.assert_allclose(maps[1]["mask"], right.astype(float))
+
+
 def test_the_tally_leaves_out_frames_whose_regions_are_hidden():
   tally = localisation.SpatialTally(num_heads=1, num_cells=4)
   masks = np.array([[True, False, False, False], [False] * 4])

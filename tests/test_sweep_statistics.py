@@ -1,5 +1,6 @@
 """The sweep's statistics against scipy and hand computations, on fixed numbers (n = 3 and df > 10)."""
 
+import json
 import math
 
 import numpy as np
@@ -80,3 +81,16 @@ def test_the_table_says_where_attention_looks_for_the_rows_that_measured_it():
   assert lines[-1] == "| SA2 | 0.60 | 0.30 | 0.50 | 0.25 | 0.20 | 0.10 |"
   assert not any(line.startswith("| TP ") for line in lines)  # no attention, no line
   assert collect.localisation_lines(summaries[1:]) == []
+
+
+def test_a_run_evaluated_again_later_gives_its_localisation_to_the_table(tmp_path):
+  from videmo.sweep import collect
+
+  located = dict(overall=dict(relevance_mass=0.6, pointing_game=0.5))
+  final = dict(split="validation", step=366)
+  assert collect._located(tmp_path, final) == {}
+  (tmp_path / "eval_validation_300.json").write_text(json.dumps(dict(localisation=dict(other=1))))  # another step
+  assert collect._located(tmp_path, final) == {}
+  (tmp_path / "eval_validation_366.json").write_text(json.dumps(dict(localisation=located)))
+  assert collect._located(tmp_path, final) == located
+  assert collect._located(tmp_path, dict(final, localisation=dict(mine=1))) == dict(mine=1)  # its own first

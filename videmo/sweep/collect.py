@@ -32,6 +32,7 @@ import numpy as np
 from videmo.sweep import folds as folds_lib
 from videmo.sweep import statistics
 from videmo.sweep.plan import RUN_RECORD, Plan, Run
+from videmo.train import run_dir
 from videmo.train.trained_run import TrainedRun
 
 
@@ -43,7 +44,7 @@ def read_run(run: Run) -> dict | None:
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
   spread = metrics.get("frame_importance_spread") or {}
-  located = metrics.get("localisation") or {}
+  located = _located(run.workdir, metrics)
   seconds = None
   if (run.workdir / RUN_RECORD).is_file():
     seconds = json.loads((run.workdir / RUN_RECORD).read_text()).get("seconds")
@@ -60,6 +61,17 @@ def read_run(run: Run) -> dict | None:
 # from a run's metrics "localisation" record, each averaged over a row's seeds.
 LOCALISATION_KEYS = ("relevance_mass", "relevance_mass_mean_map", "pointing_game", "pointing_game_mean_map",
                      "localisation_chance", "head_overlap")
+
+
+def _located(workdir: Path, metrics: dict) -> dict:
+  """The run's localisation record: its final metrics', else that of a `videmo eval` of the same
+  checkpoint on the same split (a run trained before its evaluation measured localisation)."""
+  if metrics.get("localisation"):
+    return metrics["localisation"]
+  again = run_dir.metrics_path(workdir, run_dir.eval_name(metrics.get("split", ""), metrics.get("step", -1)))
+  if again.is_file():
+    return json.loads(again.read_text()).get("localisation") or {}
+  return {}
 
 
 def _localisation(located: dict) -> dict:

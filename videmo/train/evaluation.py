@@ -199,7 +199,8 @@ class SynthEmoMeasures:
       found = synthemo_truth.clip_truth(job, frames=range(start, stop))
       synthemo_truth.check_record(job, record, found)
       masks = localisation.grid_mask(found["expression_mask"], self.exp.config.input.crop_size)
-      self.split.truths[index] = dict(window=(start, stop), intensity=found["intensity"], masks=masks)
+      self.split.truths[index] = dict(window=(start, stop), intensity=found["intensity"], masks=masks,
+                                      label=int(record["label"]))
     return self.split.truths[index]
 
   def add(self, index, frame, scores, importance, attention) -> None:
@@ -220,7 +221,7 @@ class SynthEmoMeasures:
           self.tally = localisation.SpatialTally(attention.shape[2], attention.shape[3])
         masks = np.zeros((len(frames), attention.shape[3]), bool)
         masks[expressive] = truth["masks"][frames[expressive] - start]
-        self.tally.add(attention[b][real], masks if stop > start else None, expressive)
+        self.tally.add(attention[b][real], masks if stop > start else None, expressive, truth["label"])
     except ValueError as err:
       print(f"warning: SynthEmo localisation and faithfulness skipped: {err}", file=sys.stderr)
       self.active, self.tally, self.clips = False, None, []

@@ -14,7 +14,9 @@ region the clip's class moves, so no pixel the expression changes is outside the
 * head overlap: the mean over pairs of heads of the sum of elementwise minima of their maps
   (`head_overlap`; 1 for identical maps, 0 for disjoint ones) and of their cosine (`head_cosine`).
 
-`SpatialTally` gathers these over a split's expressive frames (and its maps over every frame);
+`SpatialTally` gathers these over a split's expressive frames (and its maps over every frame),
+with each class's mean maps per head and mean mask over its expressive frames (`class_maps`:
+where the heads look when that expression shows, docs/make_attention_maps_figure.py);
 `summary_line` prints its record. The faithfulness of the frame importance p(f|S)
 (`faithfulness`) re-pools the per-frame class scores without some frames: the trunk, attention
 and classifier see one frame at a time, so for the frame-local poolings this is exactly the
@@ -117,10 +119,14 @@ class SpatialTally:
     self.mask_sum = np.zeros(num_cells)      # Σ over expressive frames of the mask
     self.map_sum = np.zeros((num_heads, num_cells))  # Σ over every real frame of the maps
     self.overlap = self.cosine = 0.0
+    # per class label: [Σ maps [N, L], Σ masks [L], frames] over its expressive frames
+    self.by_class: dict[int, list] = {}
 
-  def add(self, attention: np.ndarray, masks: np.ndarray | None, expressive: np.ndarray | None) -> None:
+  def add(self, attention: np.ndarray, masks: np.ndarray | None, expressive: np.ndarray | None,
+          label: int | None = None) -> None:
     """One clip: attention [K, N, L] on its K real frames, masks [K, L] bool (the expression's mask
-    on each; None for a clip without expression) and expressive [K] bool (frames inside its window)."""
+    on each; None for a clip without expression), expressive [K] bool (frames inside its window)
+    and its class `label` (for the per-class maps; None: not counted there)."""
     attention = np.asarray(attention, np.float64)
     if attention.ndim != 3 or attention.shape[1:] != (self.num_heads, self.num_cells):
       raise ValueError(f"attention must be [K, {self.num_heads}, {self.num_cells}], got shape {attention.shape}")
@@ -144,6 +150,12 @@ class SpatialTally:
     self.mask_sum += masks[visible].sum(0)
     self.frames += int(visible.sum())
     self.clips += 1
+    if label is not None:
+      sums = self.by_class.setdefault(int(label), [np.zeros((self.num_heads, self.num_cells)),
+                                                   np.zeros(self.num_cells), 0])
+      sums[0] += attention[visible].sum(0)
+      sums[1] += masks[visible].sum(0)
+      sums[2] += int(visible.sum())
 
   def summary(self) -> dict | None:
     """metrics.json's `localisation` entry (module doc); None when no expressive frame was seen."""
@@ -170,7 +182,9 @@ class SpatialTally:
                       overall=scores(base_mass, base_points, self.num_heads), frames=self.all_frames,
                       of="the mean attention map of the evaluated split (every real frame), the same map for "
                          "every frame"),
-        head_overlap=overlap)
+        head_overlap=overlap,
+        class_maps=[dict(label=label, frames=n, heads=(maps / n).round(5).tolist(), mask=(mask / n).round(5).tolist())
+                    for label, (maps, mask, n) in sorted(self.by_class.items())])
 
 
 def summary_line(record: dict) -> str:
