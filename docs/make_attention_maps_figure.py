@@ -121,7 +121,7 @@ def draw(rows: list[dict], out: Path, crop: int = 64) -> None:
         ax.set_title(f"{name}\nhead {head + 1}", fontsize=8)
       if j == 0:
         ax.set_ylabel(cls, fontsize=8)
-  fig.suptitle("Mean attention per head over each class's expressive frames (green: the class's regions)", fontsize=9)
+  fig.suptitle("Each head's mean attention over a class's\nexpressive frames (green: the class's regions)", fontsize=9)
   fig.tight_layout()
   out.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(out, dpi=100)
