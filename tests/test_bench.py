@@ -173,3 +173,33 @@ def test_pytorch_computes_the_same_loss_and_step(synthemo_tiny):
   # The comparison is not vacuous: another batch gives another loss.
   step.label = (step.label + 1) % bench.config.model.num_classes
   assert abs(float(step.loss()[0].detach()) - torch_loss) > 1e-3
+
+
+def test_run_time_share_reads_step_times_from_the_events_and_leaves_out_stage_1(tmp_path, capsys):
+  import importlib.util
+
+  from tensorboardX import SummaryWriter
+
+  spec = importlib.util.spec_from_file_location("run_time_share", REPO / "benchmarks" / "run_time_share.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+
+  def run(name, seconds, step_seconds, stage1=False):
+    folder = tmp_path / "runs" / name / "seed-0"
+    folder.mkdir(parents=True)
+    writer = SummaryWriter(str(folder))
+    for step in (20, 40, 100):  # 80 steps apart: step_seconds * 80 s between the first and last
+      writer.add_scalar("train/loss", 1.0, step, walltime=1000.0 + step * step_seconds)
+    writer.close()
+    (folder / "sweep_run.json").write_text(json.dumps(dict(seconds=seconds)))
+    (folder / "metrics.json").write_text(json.dumps(dict(step=100)))
+    (folder / "train.log").write_text("" if stage1 else "pre-trained trunk: x (stage 1 is done; ...)\n")
+
+  run("A", seconds=20.0, step_seconds=0.15)  # 15 s of 20 in steps: 75%
+  run("B", seconds=25.0, step_seconds=0.2)   # 20 s of 25: 80%
+  run("C", seconds=30.0, step_seconds=0.1, stage1=True)
+  assert module.main([str(tmp_path)]) == 0
+  out = capsys.readouterr().out
+  assert "left out: trains stage 1" in out and "C/seed-0" in out
+  assert out.strip().splitlines()[-1].startswith("2 of 3 runs: median 78% of a run in training steps")
+  assert "at most 1.29x" in out  # 1 / 0.775
