@@ -87,9 +87,11 @@ def test_hardware_variants_load(hardware):
 @pytest.mark.parametrize("path", [p for p in CONFIGS if p.stem.startswith("table")], ids=lambda p: p.stem)
 def test_every_table_row_has_its_synthemo_analogue(path):
   """`FILE:synthemo` is the row on synthemo/tables with the narrow trunk and a stage 1 on
-  stills: the row's own fields (what it changes from the base) are those of its AFEW config."""
+  stills whose head favours no row (global average pooling, no penalty): the row's own fields
+  (what it changes from the base) are those of its AFEW config."""
   afew, synthemo = tiny.load(path), tiny.load(path, "synthemo")
   assert synthemo.dataset == "synthemo/tables" and synthemo.pretrain.dataset == "synthemo/stills_pairs"
+  assert synthemo.pretrain.model.spatial == "average" and synthemo.pretrain.penalty_coef == 0.0
   assert synthemo.model.trunk_width_divisor == 8 and synthemo.input.crop_size == 64
   for field in ("spatial", "temporal", "num_heads", "temperature"):
     assert synthemo.model[field] == afew.model[field], field

@@ -10,10 +10,10 @@ What changes against configs/sweeps/synthemo_tables.py (3 seeds):
   comparisons carry exact-t intervals, Holm-adjusted verdicts, a bootstrap over the 420
   validation clips and, for each comparison not resolved, the seeds it would need.
 * Stage 1 favours no row: the trunk is pre-trained on synthemo/stills_pairs with a head of
-  global average pooling and a linear classifier (`model.spatial='average'`, no penalty),
-  instead of the 2-head attention module with penalty 0.1 every row inherited before, so that
-  "+SA ≥ TP" is not partly a trunk that co-adapted with attention. Every row of one seed shares
-  that stage 1.
+  global average pooling and a linear classifier (`model.spatial='average'`, no penalty; the
+  tables' recipe, videmo/train/synthemo_recipe.py), instead of the 2-head attention module with
+  penalty 0.1 every row inherited in the 3-seed plan, so that "+SA ≥ TP" is not partly a trunk
+  that co-adapted with attention. Every row of one seed shares that stage 1.
 * No temperature grid: the frame scores come from a linear layer with a bias, so softmax
   pooling at τ with (W, b) is pooling at τ = 1 with (W/τ, b/τ) (tests/test_pooling_properties.py);
   a τ row differs from TP only in its classifier's initial scale and effective learning rate.
@@ -23,12 +23,9 @@ What changes against configs/sweeps/synthemo_tables.py (3 seeds):
 
 SEEDS = tuple(range(10))
 
-# Stage 1 for every row: global average pooling -> linear, on the same stills.
-_NEUTRAL_STAGE1 = {"pretrain.model.spatial": "average", "pretrain.penalty_coef": 0.0}
-
 
 def _row(name, config, group, paper=None, **overrides):
-  return dict(name=name, config=config, group=group, paper=paper, overrides={**_NEUTRAL_STAGE1, **overrides})
+  return dict(name=name, config=config, group=group, paper=paper, overrides=overrides)
 
 
 def get_rows():
