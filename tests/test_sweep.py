@@ -144,6 +144,12 @@ def test_comparison_verdicts_follow_the_holm_adjusted_p():
   assert found[2]["clips"] is None and found[2]["needed"] > 3
   lines = collect.comparison_table(found)
   assert "Holm p" in lines[0] and "| A ≥ C | 3 | 2 of 3 |" in lines[4] and lines[4].rstrip(" |").endswith(str(found[2]["needed"]))
+  # an effect too small for its spread says how far beyond the search it lies, not nothing
+  tiny_effect = [dict(row=r, seed=s, war=w, correct=None) for r, s, w in
+                 [("D", 0, 0.80), ("D", 1, 0.60), ("D", 2, 0.70), ("E", 0, 0.70), ("E", 1, 0.70), ("E", 2, 0.6999)]]
+  unresolved = collect.comparisons(plan_lib.Plan(rows=(), seeds=(0, 1, 2), comparisons=(("D", "E"),)), tiny_effect)
+  assert unresolved[0]["verdict"] == "not resolved" and unresolved[0]["needed"] is None
+  assert collect.comparison_table(unresolved)[2].endswith("| not resolved | > 10000 |")
 
 
 def test_grid_plan_and_bad_input(tmp_path, capsys):

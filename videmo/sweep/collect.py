@@ -191,7 +191,8 @@ def comparison_table(found: Sequence[dict]) -> list[str]:
     t = c["t"]
     seeds_interval = "–" if math.isnan(t.low) else f"{points(t.low)} … {points(t.high)}"
     clip_interval = "–" if c["clips"] is None else f"{points(c['clips'][0])} … {points(c['clips'][1])}"
-    needed = "" if c["verdict"] != "not resolved" or c["needed"] is None else str(c["needed"])
+    needed = ("" if c["verdict"] != "not resolved" or c["seeds"] < 2
+              else str(c["needed"]) if c["needed"] is not None else f"> {statistics.NEEDED_LIMIT}")
     lines.append(f"| {c['better']} ≥ {c['worse']} | {c['seeds']} | {c['wins']} of {c['seeds']} | {points(t.mean)} | "
                  f"{seeds_interval} | {clip_interval} | {p_text(t.p)} | {p_text(c['holm_p'])} | {c['verdict']} | "
                  f"{needed} |")

@@ -76,8 +76,11 @@ def verdict(result: PairedT, adjusted_p: float, alpha: float = 1 - LEVEL) -> str
   return "holds" if result.mean > 0 else "reversed"
 
 
+NEEDED_LIMIT = 10_000  # seeds_needed looks no further
+
+
 def seeds_needed(differences: Sequence[float], alpha: float = 1 - LEVEL, power: float = POWER,
-                 limit: int = 10_000) -> int | None:
+                 limit: int = NEEDED_LIMIT) -> int | None:
   d = np.asarray(differences, np.float64)
   if len(d) < 2 or d.mean() == 0:
     return None
