@@ -9,8 +9,8 @@ The grid: the expressive window's share of each clip {5%, 10%, 25%, 50%, 100%} x
 frames outside it {none, 30%} (the synthemo/when_* datasets, tables' size and 'pairs' classes)
 x the temporal pooling {AVG (eq. 7), MEAN (the mean frame score trained on the clip's loss),
 TP (softmax pooling), MAX, LSTM}: 50 rows, 10 paired seeds each, every row of one seed on the
-same neutral stage 1 (global average pooling -> linear on synthemo/stills_pairs, as
-configs/sweeps/synthemo_evidence.py). Each piece of 2 seeds is 100 runs and 2 stage-1 runs,
+same neutral stage 1 (global average pooling -> linear on synthemo/stills_pairs: the tables'
+recipe, as in configs/sweeps/synthemo_evidence.py). Each piece of 2 seeds is 100 runs and 2 stage-1 runs,
 about 2 hours of 2 CPU cores; the whole grid about 9 hours. It resumes like any sweep.
 
 The comparisons, per cell: TP >= AVG and TP >= MAX, paired by seed, Holm-adjusted over the 20.
@@ -21,9 +21,6 @@ from videmo.data.preparation.builders.synthemo.synthemo_dataset_builder import (
     WHEN_DISTRACTOR_RATES, WHEN_WINDOW_SHARES, when_config_name)
 
 SEEDS = tuple(range(10))
-
-# Stage 1 for every row: global average pooling -> linear, on the same stills (favours no row).
-_NEUTRAL_STAGE1 = {"pretrain.model.spatial": "average", "pretrain.penalty_coef": 0.0}
 
 # (name, config, overrides): the temporal poolings, all with the paper's classifier on conv5_3.
 POOLINGS = (
@@ -49,7 +46,7 @@ def get_rows():
         rows.append(dict(name=f"{cell_name(share, rate)} {pooling}", config=config,
                          group=f"window {100 * share:g}% of the clip, "
                                + (f"{100 * rate:g}% distractors" if rate else "no distractors"),
-                         overrides={**_NEUTRAL_STAGE1, "dataset": dataset, **overrides}))
+                         overrides={"dataset": dataset, **overrides}))
   return rows
 
 
