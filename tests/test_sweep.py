@@ -94,8 +94,15 @@ def test_sweep_table_and_figure(swept):
   assert results["TP"]["frame_by_importance"] != "nan" and results["AVG"]["frame_by_importance"] == "nan"
   assert float(results["AVG"]["effective_share"]) == pytest.approx(1.0)  # AVG's p(f|S) is uniform
   assert 0 < float(results["TP"]["effective_share"]) <= 1.0
+  # deletion and insertion areas: by p(f|S) for TP only (AVG's is uniform), at random and by window for both
+  for name in ("TP", "AVG"):
+    for key in ("deletion_random", "insertion_random", "deletion_window", "insertion_window"):
+      assert 0.0 <= float(results[name][key]) <= 1.0 and results[name][f"{key}_n"] == "2", (name, key)
+  assert 0.0 <= float(results["TP"]["deletion_importance"]) <= 1.0 and results["AVG"]["deletion_importance"] == "nan"
   text = (workdir / "results.md").read_text()
   assert "| Table 1 | TP | 46.4 |" in text and "TP ≥ AVG" in text and "Per-class recall" in text
+  faithfulness = text[text.index("Frame importance, faithfulness"):].splitlines()
+  assert faithfulness[4].startswith("| TP | ") and faithfulness[5].startswith("| AVG | – | ")
   # the comparison carries the clips' bootstrap interval beside the seeds' (per-clip records exist)
   line = next(line for line in text.splitlines() if line.startswith("| TP ≥ AVG"))
   assert line.count("…") == 2 and "Holm p" in text

@@ -94,3 +94,17 @@ def test_a_run_evaluated_again_later_gives_its_localisation_to_the_table(tmp_pat
   (tmp_path / "eval_validation_366.json").write_text(json.dumps(dict(localisation=located)))
   assert collect._located(tmp_path, final) == located
   assert collect._located(tmp_path, dict(final, localisation=dict(mine=1))) == dict(mine=1)  # its own first
+
+
+def test_the_faithfulness_areas_of_a_run_are_read_per_order():
+  from videmo.sweep import collect
+
+  record = {"importance": {"deletion_area": 0.1, "insertion_area": 0.9},
+            "random": {"deletion_area": 0.6, "insertion_area": 0.5}}  # no "window": not measured
+  assert collect._faithfulness(record) == dict(
+      deletion_importance=0.1, insertion_importance=0.9, deletion_random=0.6, insertion_random=0.5,
+      deletion_window=None, insertion_window=None)
+  assert set(collect._faithfulness(None).values()) == {None}  # the LSTM's record is null
+  summaries = [dict(row="TP", **{f"{k}_n": 1 for k in collect.FAITHFULNESS_KEYS},
+                    **dict(zip(collect.FAITHFULNESS_KEYS, (0.1, 0.9, 0.6, 0.5, 0.2, 0.95))))]
+  assert collect.faithfulness_lines(summaries)[-1] == "| TP | 0.10 | 0.60 | 0.20 | 0.90 | 0.50 | 0.95 |"

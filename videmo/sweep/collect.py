@@ -3,7 +3,8 @@
     WORKDIR/runs.csv      one line per finished run: row, seed, WAR, UAR, per-class recall,
                           top frame in window, how many frames p(f|S) spreads over, wall time
     WORKDIR/results.csv   one line per row: mean and standard deviation over its seeds
-    WORKDIR/results.md    the same as Markdown, per-class recall, and the plan's comparisons
+    WORKDIR/results.md    the same as Markdown, per-class recall, where attention looks, how
+                          faithful p(f|S) is, and the plan's comparisons
     WORKDIR/results.png   WAR per row: bars at the mean, error bars of one standard deviation,
                           a dot per seed
     WORKDIR/folds.*       k-fold sweeps: WAR and UAR per fold, mean ± std over folds, the
@@ -54,13 +55,50 @@ def read_run(run: Run) -> dict | None:
               frame_by_importance=window.get("by_importance"), frame_by_evidence=window.get("by_evidence"),
               frame_chance=window.get("chance"), seconds=seconds,
               effective_frames=spread.get("effective_frames"), effective_share=spread.get("effective_share"),
-              correct=_correct(metrics), **_localisation(located))
+              correct=_correct(metrics), **_localisation(located),
+              **_faithfulness(metrics.get("frame_importance_faithfulness")))
 
 
 # Where spatial attention looks (train/localisation.py, SynthEmo with attention): the keys read
 # from a run's metrics "localisation" record, each averaged over a row's seeds.
 LOCALISATION_KEYS = ("relevance_mass", "relevance_mass_mean_map", "pointing_game", "pointing_game_mean_map",
                      "localisation_chance", "head_overlap")
+
+
+# Whether p(f|S) says what the model used (train/evaluation.py's deletion and insertion curves
+# over the clips with a window): the mean of each curve, for frames ordered by p(f|S), at random
+# and by the true window, each averaged over a row's seeds.
+FAITHFULNESS_ORDERS = ("importance", "random", "window")
+FAITHFULNESS_KEYS = tuple(f"{curve}_{order}" for order in FAITHFULNESS_ORDERS for curve in ("deletion", "insertion"))
+
+
+def _faithfulness(record: dict | None) -> dict:
+  """The run's FAITHFULNESS_KEYS (None each where it has no curves, or no order: p(f|S) is
+  left out for average pooling, the whole record for the LSTM)."""
+  out = dict.fromkeys(FAITHFULNESS_KEYS)
+  for order in FAITHFULNESS_ORDERS:
+    curves = (record or {}).get(order)
+    if curves:
+      out[f"deletion_{order}"], out[f"insertion_{order}"] = curves["deletion_area"], curves["insertion_area"]
+  return out
+
+
+def faithfulness_lines(summaries: Sequence[dict]) -> list[str]:
+  """A Markdown table of the deletion and insertion areas, one line per row that measured them."""
+  measured = [s for s in summaries if s.get("deletion_random_n")]
+  if not measured:
+    return []
+  lines = ["", "Frame importance, faithfulness (mean over seeds; over the clips with an expressive window, the "
+           "accuracy as frames are removed, deletion, or kept, insertion, in three orders: by p(f|S), at random, "
+           "the true window's frames first; each the mean of its curve: a p(f|S) that says what the model "
+           "used has a low deletion and a high insertion area, near the window's):", "",
+           "| row | deletion, p(f\\|S) | (random) | (window) | insertion, p(f\\|S) | (random) | (window) |",
+           "|---|---|---|---|---|---|---|"]
+  for s in measured:
+    cells = [f"{s[f'{curve}_{order}']:.2f}" if s.get(f"{curve}_{order}_n") else "–"
+             for curve in ("deletion", "insertion") for order in FAITHFULNESS_ORDERS]
+    lines.append(f"| {s['row']} | " + " | ".join(cells) + " |")
+  return lines
 
 
 def _located(workdir: Path, metrics: dict) -> dict:
@@ -140,7 +178,7 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
                    overrides=" ".join(f"{k}={v}" for k, v in row.overrides), seeds=runs_of_row,
                    war_by_seed=[r["war"] for r in mine])
     for key in ("war", "uar", "frame_by_importance", "frame_by_evidence", "frame_chance", "effective_frames",
-                "effective_share", "seconds", *LOCALISATION_KEYS):
+                "effective_share", "seconds", *LOCALISATION_KEYS, *FAITHFULNESS_KEYS):
       summary[key], summary[key + "_std"], summary[key + "_n"] = _mean_std([r[key] for r in mine])
     if plan.folds:  # WAR and UAR over folds, each fold's the mean over its seeds
       for key in ("war", "uar"):
@@ -244,6 +282,7 @@ def markdown(plan: Plan, records: Sequence[dict], summaries: Sequence[dict]) -> 
       if s["recall"]:
         lines.append(f"| {s['row']} | " + " | ".join(f"{100 * s['recall'][c]:.0f}" for c in classes) + " |")
   lines += localisation_lines(summaries)
+  lines += faithfulness_lines(summaries)
   if plan.folds:
     lines += folds_lib.markdown_lines(folds_lib.fold_summaries([r.name for r in plan.rows], plan.folds, records))
   if plan.comparisons:
