@@ -83,17 +83,21 @@ def test_the_table_says_where_attention_looks_for_the_rows_that_measured_it():
   assert collect.localisation_lines(summaries[1:]) == []
 
 
-def test_a_run_evaluated_again_later_gives_its_localisation_to_the_table(tmp_path):
+def test_a_run_evaluated_again_later_gives_its_localisation_and_faithfulness_to_the_table(tmp_path):
   from videmo.sweep import collect
 
   located = dict(overall=dict(relevance_mass=0.6, pointing_game=0.5))
+  curves = dict(random=dict(deletion_area=0.6, insertion_area=0.5))
   final = dict(split="validation", step=366)
-  assert collect._located(tmp_path, final) == {}
+  for key in ("localisation", "frame_importance_faithfulness"):
+    assert collect._evaluated(tmp_path, final, key) == {}
   (tmp_path / "eval_validation_300.json").write_text(json.dumps(dict(localisation=dict(other=1))))  # another step
-  assert collect._located(tmp_path, final) == {}
-  (tmp_path / "eval_validation_366.json").write_text(json.dumps(dict(localisation=located)))
-  assert collect._located(tmp_path, final) == located
-  assert collect._located(tmp_path, dict(final, localisation=dict(mine=1))) == dict(mine=1)  # its own first
+  assert collect._evaluated(tmp_path, final, "localisation") == {}
+  (tmp_path / "eval_validation_366.json").write_text(
+      json.dumps(dict(localisation=located, frame_importance_faithfulness=curves)))
+  assert collect._evaluated(tmp_path, final, "localisation") == located
+  assert collect._evaluated(tmp_path, final, "frame_importance_faithfulness") == curves
+  assert collect._evaluated(tmp_path, dict(final, localisation=dict(mine=1)), "localisation") == dict(mine=1)  # its own first
 
 
 def test_the_faithfulness_areas_of_a_run_are_read_per_order():

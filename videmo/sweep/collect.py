@@ -45,7 +45,7 @@ def read_run(run: Run) -> dict | None:
   headline = metrics[metrics["headline_policy"]]
   window = metrics.get("top_frame_in_window") or {}
   spread = metrics.get("frame_importance_spread") or {}
-  located = _located(run.workdir, metrics)
+  located = _evaluated(run.workdir, metrics, "localisation")
   seconds = None
   if (run.workdir / RUN_RECORD).is_file():
     seconds = json.loads((run.workdir / RUN_RECORD).read_text()).get("seconds")
@@ -56,7 +56,7 @@ def read_run(run: Run) -> dict | None:
               frame_chance=window.get("chance"), seconds=seconds,
               effective_frames=spread.get("effective_frames"), effective_share=spread.get("effective_share"),
               correct=_correct(metrics), **_localisation(located),
-              **_faithfulness(metrics.get("frame_importance_faithfulness")))
+              **_faithfulness(_evaluated(run.workdir, metrics, "frame_importance_faithfulness")))
 
 
 # Where spatial attention looks (train/localisation.py, SynthEmo with attention): the keys read
@@ -101,14 +101,14 @@ def faithfulness_lines(summaries: Sequence[dict]) -> list[str]:
   return lines
 
 
-def _located(workdir: Path, metrics: dict) -> dict:
-  """The run's localisation record: its final metrics', else that of a `videmo eval` of the same
-  checkpoint on the same split (a run trained before its evaluation measured localisation)."""
-  if metrics.get("localisation"):
-    return metrics["localisation"]
+def _evaluated(workdir: Path, metrics: dict, key: str) -> dict:
+  """The run's `key` record (e.g. "localisation"): its final metrics', else that of a `videmo eval`
+  of the same checkpoint on the same split (a run trained before its evaluation measured it)."""
+  if metrics.get(key):
+    return metrics[key]
   again = run_dir.metrics_path(workdir, run_dir.eval_name(metrics.get("split", ""), metrics.get("step", -1)))
   if again.is_file():
-    return json.loads(again.read_text()).get("localisation") or {}
+    return json.loads(again.read_text()).get(key) or {}
   return {}
 
 
