@@ -76,7 +76,9 @@ def _overrides(data_dir) -> dict:
 
 @pytest.fixture(scope="session")
 def fold_sweep(fold_data, tmp_path_factory):
-  """(plan file, work directory, exit code) of a 3-fold sweep of one row, seed 0."""
+  """(plan file, work directory, exit code) of a 3-fold sweep of one row, seed 0. One run at a
+  time: the folds' programs have the same shapes, so the first run fills the persistent
+  compilation cache for the other two (tests/test_sweep.py runs its sweep two at a time)."""
   data_dir, _ = fold_data
   root = tmp_path_factory.mktemp("fold_sweep")
   plan = root / "plan.py"
@@ -84,7 +86,7 @@ def fold_sweep(fold_data, tmp_path_factory):
                   f"  return [dict(name='SA2', config='{tiny.REPO}/configs/table1_sa2_reg1.py', "
                   f"overrides={_overrides(data_dir)!r})]\n")
   workdir = root / "work"
-  return plan, workdir, main(["sweep", "run", f"--plan={plan}", f"--workdir={workdir}", "--parallel=2"])
+  return plan, workdir, main(["sweep", "run", f"--plan={plan}", f"--workdir={workdir}", "--parallel=1"])
 
 
 # ------------------------------------------------------------------------------------------------
