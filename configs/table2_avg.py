@@ -17,8 +17,8 @@ converts the VGG-Face weights (`videmo convert-weights`). Compare a run's valida
 videmo/train/base_config.py chooses them.
 
 On SynthEmo (the argument `synthemo`: this row with the narrow trunk on synthemo/tables,
-videmo/train/synthemo_recipe.py), measured: validation WAR 39.0% ± 3.7
-(mean ± std over seeds 0, 1, 2: 41.7%, 34.8%, 40.7%; docs/synthemo_tables.md, against the paper's
+videmo/train/synthemo_recipe.py), measured: validation WAR 45.5% ± 4.6
+(mean ± std over seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9: 44.8%, 43.8%, 47.9%, 49.5%, 51.4%, 39.1%, 48.3%, 47.6%, 45.2%, 36.9%; docs/synthemo_tables.md, against the paper's
 AFEW number above). One seed, stage 1 included, about 4 minutes on 2 CPU cores:
 
     videmo train --config=configs/table2_avg.py:synthemo --workdir=runs/table2_avg_synthemo \

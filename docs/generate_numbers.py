@@ -4,28 +4,42 @@
     python docs/generate_numbers.py --check   # exit 1, naming each stale copy (tests/test_docs_numbers.py)
 
 Sources (committed, each written by the command that measured it):
-  docs/synthemo_tables/results.csv   `videmo sweep table` of configs/sweeps/synthemo_tables.py
+  docs/synthemo_tables/results.csv, runs.csv, results.md
+                                     `videmo sweep table` of configs/sweeps/synthemo_evidence.py
+  docs/synthemo_tables/attention_stage1/runs.csv
+                                     `videmo sweep table` of configs/sweeps/synthemo_tables.py (the
+                                     3-seed variant whose stage 1 has attention)
   docs/synthemo_main_job.csv         the main job (`videmo train --config=configs/synthemo.py`),
                                      one line per seed
 
 Copies:
-  README.md           the results table and the main job's line (between <!-- numbers:NAME -->
-                      and <!-- /numbers --> markers)
-  docs/synthemo.md    the main job's table (markers as above)
-  configs/table*.py   each docstring's "measured: validation WAR ..." sentence
-  configs/synthemo.py its docstring's "stills accuracy ... validation WAR ..." sentence
+  README.md                the results table and the main job's line (between
+                           <!-- numbers:NAME --> and <!-- /numbers --> markers)
+  docs/synthemo.md         the main job's table (markers as above)
+  docs/synthemo_tables.md  its tables (markers as above)
+  docs/synthemo_when_where.md  the localisation table of the tables' attention rows (markers as above)
+  configs/table*.py        each docstring's "measured: validation WAR ..." sentence
+  configs/synthemo.py      its docstring's "stills accuracy ... validation WAR ..." sentence
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import re
+import statistics as pystats
 import sys
 from pathlib import Path
 
+from scipy import stats
+
 REPO = Path(__file__).resolve().parents[1]
-TABLES_CSV = REPO / "docs" / "synthemo_tables" / "results.csv"
+TABLES_DIR = REPO / "docs" / "synthemo_tables"
+TABLES_CSV = TABLES_DIR / "results.csv"
+TABLES_RUNS_CSV = TABLES_DIR / "runs.csv"
+TABLES_MD = TABLES_DIR / "results.md"
+ATTENTION_STAGE1_RUNS_CSV = TABLES_DIR / "attention_stage1" / "runs.csv"
 MAIN_JOB_CSV = REPO / "docs" / "synthemo_main_job.csv"
 
 # The README's results table: (results.csv row, config, what the row is).
@@ -42,8 +56,33 @@ README_ROWS = (
 )
 
 
+# docs/synthemo_tables.md's Table 1 and Table 2: (results.csv row, the paper's name, heads, penalty).
+TABLE1_ROWS = (
+    ("TP", "VGG16 + TP", "–", "–"),
+    ("SHIFT", "+ SHIFT (attention clusters, 2 units)", "2", "–"),
+    ("SA1 reg0", "+ SA", "1", "0"),
+    ("SA2 reg0.1", "+ SA", "2", "0.1"),
+    ("SA2 reg1", "+ SA (the paper's model)", "2", "1"),
+    ("SA4 reg0.1", "+ SA", "4", "0.1"),
+    ("SA4 reg1", "+ SA", "4", "1"),
+    ("SA2 reg0", "+ SA (added: the penalty's zero at 2 heads)", "2", "0"),
+)
+TABLE2_ROWS = (
+    ("LSTM", "VGG16 + LSTM"),
+    ("AVG", "VGG16 + AVG (trained as eq. 7)"),
+    ("TP", "VGG16 + TP"),
+    ("SA2 reg1", "VGG16 + TP + SA (2 heads, penalty 1)"),
+    ("MAX", "added: max pooling (softmax pooling's τ → 0)"),
+    ("MEAN", "added: the mean frame score trained on the clip (τ → ∞)"),
+)
+
+
 def _pct(value: float) -> str:
   return f"{100 * value:.1f}"
+
+
+def _float(text: str) -> float:
+  return float(text) if text not in ("", "nan") else math.nan
 
 
 def tables() -> dict[str, dict]:
@@ -56,6 +95,123 @@ def tables() -> dict[str, dict]:
       row["war_list"] = [float(v) for v in row["war_by_seed"].split()]
       rows[row["row"]] = row
   return rows
+
+
+def read_runs(path: Path) -> list[dict]:
+  """runs.csv: one dict per run, numbers parsed (NaN where a run has no value)."""
+  with open(path, newline="") as f:
+    return [{k: (v if k in ("row", "fold") else int(v) if k == "seed" else _float(v)) for k, v in row.items()}
+            for row in csv.DictReader(f)]
+
+
+def _interval(values: list[float]) -> tuple[float, float, float]:
+  """(mean, low, high): the mean of `values` with its 95% Student-t interval."""
+  mean = pystats.fmean(values)
+  half = stats.t.ppf(0.975, len(values) - 1) * pystats.stdev(values) / math.sqrt(len(values))
+  return mean, mean - half, mean + half
+
+
+def _points(mean: float, low: float, high: float) -> str:
+  return f"{100 * mean:+.1f} ({100 * low:+.1f} … {100 * high:+.1f})"
+
+
+def _row_cells(row: dict) -> str:
+  """WAR mean ± std | its 95% interval (t) | seeds | p(f|S) spread."""
+  n = int(float(row["war_n"]))
+  half = stats.t.ppf(0.975, n - 1) * row["war_std"] / math.sqrt(n)
+  spread = (f"{float(row['effective_frames']):.1f} ({100 * float(row['effective_share']):.0f}%)"
+            if row["effective_frames"] not in ("", "nan") else "–")
+  return (f"{_pct(row['war'])} ± {_pct(row['war_std'])} | {_pct(row['war'] - half)} … {_pct(row['war'] + half)} | "
+          f"{n} | {spread}")
+
+
+def table1(rows: dict[str, dict]) -> str:
+  lines = ["| row (Table 1) | heads | penalty | paper, AFEW | SynthEmo WAR, % | 95% interval of the mean | seeds | "
+           "p(f\\|S) spread: frames (% of seen) |", "|---|---|---|---|---|---|---|---|"]
+  for name, what, heads, penalty in TABLE1_ROWS:
+    row = rows[name]
+    paper = row["paper"] or "–"
+    lines.append(f"| {what} | {heads} | {penalty} | {paper} | {_row_cells(row)} |")
+  return "\n".join(lines)
+
+
+def table2(rows: dict[str, dict]) -> str:
+  lines = ["| row (Table 2) | paper, AFEW | SynthEmo WAR, % | 95% interval of the mean | seeds | "
+           "p(f\\|S) spread: frames (% of seen) |", "|---|---|---|---|---|---|"]
+  for name, what in TABLE2_ROWS:
+    row = rows[name]
+    lines.append(f"| {what} | {row['paper'] or '–'} | {_row_cells(row)} |")
+  return "\n".join(lines)
+
+
+def frames_table(rows: dict[str, dict]) -> str:
+  """Which frame mattered: both top-frame measures, beside chance."""
+  cell = lambda row, key: ("–" if row[key] in ("", "nan") else
+                           f"{_pct(float(row[key]))} ± {_pct(float(row[key + '_std']))}")
+  lines = ["| row | top frame by p(f\\|S) in window, % | top frame by o_fĉ in window, % |", "|---|---|---|"]
+  for name, row in rows.items():
+    lines.append(f"| {name} | {cell(row, 'frame_by_importance')} | {cell(row, 'frame_by_evidence')} |")
+  chance = {_pct(float(row["frame_chance"])) for row in rows.values()}
+  lines += ["", f"A frame drawn at random lies inside the window {'/'.join(sorted(chance))}% of the time."]
+  return "\n".join(lines)
+
+
+def results_md_table(intro: str) -> str:
+  """The Markdown table that follows the paragraph starting with `intro` in results.md, the
+  paragraph included."""
+  text = TABLES_MD.read_text()
+  at = text.find(intro)
+  if at < 0:
+    raise SystemExit(f"{TABLES_MD}: no paragraph starting {intro!r}")
+  block = text[at:].split("\n\n")
+  return "\n\n".join(block[:2]).rstrip()
+
+
+def stage1_table(new: list[dict], old: list[dict]) -> str:
+  """Each row shared by both plans: WAR after the attention stage 1 and after the neutral one,
+  on the seeds both ran, paired by seed; then "+SA ≥ TP" under each."""
+  by = lambda records: {(r["row"], r["seed"]): r["war"] for r in records}
+  a, b = by(old), by(new)
+  seeds = sorted({s for _, s in a} & {s for _, s in b})
+  names = [name for name in dict.fromkeys(r["row"] for r in new) if all((name, s) in a for s in seeds)]
+  lines = [f"| row | WAR %, stage 1 with attention (seeds {', '.join(map(str, seeds))}) | "
+           f"WAR %, neutral stage 1 (the same seeds) | neutral − attention, points (95% interval, t) |",
+           "|---|---|---|---|"]
+  for name in names:
+    before, after = [a[name, s] for s in seeds], [b[name, s] for s in seeds]
+    lines.append(f"| {name} | {_pct(pystats.fmean(before))} | {_pct(pystats.fmean(after))} | "
+                 f"{_points(*_interval([y - x for x, y in zip(before, after)]))} |")
+  all_seeds = sorted({s for name, s in b if name == "TP"})
+  lines += ["", "| “+SA ≥ TP” (SA2 reg1 − TP, paired by seed) | seeds | mean, points (95% interval, t) |",
+            "|---|---|---|"]
+  for label, wars, chosen in (("stage 1 with attention", a, seeds), ("neutral stage 1, the same seeds", b, seeds),
+                              ("neutral stage 1, every seed", b, all_seeds)):
+    diffs = [wars["SA2 reg1", s] - wars["TP", s] for s in chosen]
+    lines.append(f"| {label} | {len(chosen)} | {_points(*_interval(diffs))} |")
+  change = [(a["SA2 reg1", s] - a["TP", s]) - (b["SA2 reg1", s] - b["TP", s]) for s in seeds]
+  lines.append(f"| what the attention stage 1 adds to it (paired by seed) | {len(seeds)} | {_points(*_interval(change))} |")
+  return "\n".join(lines)
+
+
+def sweep_time(records: list[dict]) -> str:
+  seconds = [r["seconds"] for r in records]
+  return (f"{len(records)} runs, {sum(seconds) / 3600:.1f} hours of wall time in all (the sum of the runs' "
+          f"times, each seed's stage 1 included in its first run; median {pystats.median(seconds):.0f} s a run)")
+
+
+def tables_page(rows: dict[str, dict]) -> dict[str, str]:
+  """docs/synthemo_tables.md's blocks: marker name -> text."""
+  new = read_runs(TABLES_RUNS_CSV)
+  return {
+      "table1": table1(rows),
+      "table2": table2(rows),
+      "orderings": results_md_table("Orderings (WAR"),
+      "frames": frames_table(rows),
+      "faithfulness": results_md_table("Frame importance, faithfulness"),
+      "recall": results_md_table("Per-class recall"),
+      "stage1": stage1_table(new, read_runs(ATTENTION_STAGE1_RUNS_CSV)),
+      "time": sweep_time(new),
+  }
 
 
 def main_job() -> list[dict]:
@@ -73,8 +229,8 @@ def readme_table(rows: dict[str, dict]) -> str:
                  f"{_pct(row['war'])} ± {_pct(row['war_std'])}% |")
   seeds = "/".join(str(k) for k in sorted(n))
   lines.append("")
-  lines.append(f"SynthEmo: mean ± std of validation WAR over {seeds} seeds "
-               f"([docs/synthemo_tables/results.csv](docs/synthemo_tables/results.csv)).")
+  lines.append(f"SynthEmo: mean ± std of validation WAR over {seeds} paired seeds, every row's trunk pre-trained "
+               f"by the same stage 1 ([docs/synthemo_tables/results.csv](docs/synthemo_tables/results.csv)).")
   return "\n".join(lines)
 
 
@@ -126,6 +282,13 @@ def expected_files() -> dict[Path, str]:
   out[readme] = _replace_marked(text, "main-job", main_job_line(runs), readme)
   synthemo_md = REPO / "docs" / "synthemo.md"
   out[synthemo_md] = _replace_marked(synthemo_md.read_text(), "main-job", synthemo_md_table(runs), synthemo_md)
+  page = REPO / "docs" / "synthemo_tables.md"
+  text = page.read_text()
+  for name, body in tables_page(rows).items():
+    text = _replace_marked(text, name, body, page)
+  out[page] = text
+  page = REPO / "docs" / "synthemo_when_where.md"
+  out[page] = _replace_marked(page.read_text(), "localisation", results_md_table("Where spatial attention looks"), page)
   for name, config, _ in README_ROWS:
     path = REPO / config
     out[path] = config_docstring(path.read_text(), rows[name], path)
