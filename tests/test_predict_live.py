@@ -272,8 +272,11 @@ def test_udp_stream_that_stops_mid_clip_ends_after_idle_seconds(tiny_workdir, ti
 def test_ctrl_c_ends_the_stream_with_a_final_prediction_and_status_0(tiny_workdir, clip, tmp_path):
   path, _, _ = clip
   read_end, write_end = os.pipe()
-  receiver, stderr = _receiver(_command(tiny_workdir, "-", "--queue_frames=1000"), read_end, tmp_path)
-  feeder = _feeder(path, "-", real_time=True, hold=120, stdout=write_end)  # the pipe stays open
+  # The pipe stays open and silent after the clip: only Ctrl-C may end the stream, however long a
+  # loaded machine takes to give the first two predictions (not the idle timeout).
+  receiver, stderr = _receiver(_command(tiny_workdir, "-", "--queue_frames=1000", "--idle_seconds=600"),
+                               read_end, tmp_path)
+  feeder = _feeder(path, "-", real_time=True, hold=300, stdout=write_end)
   os.close(read_end)
   os.close(write_end)
   try:
