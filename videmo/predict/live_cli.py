@@ -89,6 +89,9 @@ def main(args: argparse.Namespace) -> int:
   timeline_path = getattr(args, "timeline", None)
   writer = TimelineWriter(Path(timeline_path).expanduser(), predictor.class_names) if timeline_path else None
   previous = signal.signal(signal.SIGTERM, terminate)
+  # SIGINT ends the stream even where it was inherited ignored (a job started in the background
+  # by a script, which is how services and CI start processes): `kill -INT` must still stop it.
+  previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
   try:
     summary = live.predict_live(predictor, args.stream, options, emit=emit, timeline=writer, on_ready=ready)
   except live_source.SourceError as err:
@@ -99,6 +102,7 @@ def main(args: argparse.Namespace) -> int:
     return 130
   finally:
     signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGINT, previous_int)
     if writer is not None:
       writer.close()
   if not summary.decoded:
