@@ -117,6 +117,13 @@ def test_onnx_matches_videmo_for_any_frame_count(exported, predictor, clips, exp
   assert meta["checkpoint"] == predictor.checkpoint and meta["pooling"] == "softmax"
 
 
+def test_the_onnx_export_loads_only_the_jax_and_flax_converters(exported):
+  """jax2onnx's equinox plugins build and run models as they load (most of an export's time):
+  the export above matched videmo without them (onnx_format._import_plugins)."""
+  loaded = {name.split(".")[2] for name in sys.modules if name.startswith("jax2onnx.plugins.") and name.count(".") >= 3}
+  assert {"jax", "flax"} <= loaded and not loaded & {"equinox", "examples"}, loaded
+
+
 def test_stablehlo_matches_videmo_for_any_frame_count(exported, predictor, clips, expected):
   path = exported["stablehlo"]
   restored = jax.export.deserialize(bytearray(path.read_bytes()))

@@ -66,6 +66,30 @@ def _quiet():
       logger.setLevel(level)
 
 
+# The plugin trees a videmo network needs: its operations are jax's and flax linen's.
+_PLUGIN_TREES = ("jax", "flax")
+
+
+def _import_plugins() -> None:
+  """Registers jax2onnx's converters for jax and flax, and only those.
+
+  jax2onnx registers a converter when the module defining it is imported, and before its first
+  conversion it imports every module under jax2onnx/plugins. Those for equinox build and run
+  equinox models as they load (about 10 s on a 2-core EPYC, two thirds of a tiny network's whole
+  export), and the examples are test cases. Here the jax and flax trees are imported, then
+  jax2onnx's loader is marked done. Where the loader is not the one this was written against
+  (jax2onnx 0.12), nothing is done and jax2onnx imports everything, as before.
+  """
+  from jax2onnx.plugins import plugin_system
+
+  if getattr(plugin_system, "_already_imported_plugins", None) is not False or not hasattr(plugin_system, "_import_tree"):
+    return
+  root = Path(plugin_system.__file__).parent
+  for tree in _PLUGIN_TREES:
+    plugin_system._import_tree(root / tree, f"jax2onnx.plugins.{tree}")
+  plugin_system._already_imported_plugins = True
+
+
 def convert(run: network.ExportableRun):
   """The network as an onnx.ModelProto with metadata.py's fields (see the module docstring)."""
   require()
@@ -78,6 +102,7 @@ def convert(run: network.ExportableRun):
     return tuple(outputs[name] for name in run.output_names)
 
   with _quiet():
+    _import_plugins()
     try:
       model = jax2onnx.to_onnx(forward, list(run.input_specs()), model_name="videmo", opset=OPSET,
                                input_names=list(network.INPUTS), output_names=list(run.output_names))
