@@ -11,13 +11,16 @@ Sources (committed, each written by the command that measured it):
                                      3-seed variant whose stage 1 has attention)
   docs/synthemo_main_job.csv         the main job (`videmo train --config=configs/synthemo.py`),
                                      one line per seed
+  docs/synthemo_when_where/grid/results.md
+                                     `videmo sweep table` of configs/sweeps/synthemo_when.py
 
 Copies:
   README.md                the results table and the main job's line (between
                            <!-- numbers:NAME --> and <!-- /numbers --> markers)
   docs/synthemo.md         the main job's table (markers as above)
   docs/synthemo_tables.md  its tables (markers as above)
-  docs/synthemo_when_where.md  the localisation table of the tables' attention rows (markers as above)
+  docs/synthemo_when_where.md  the localisation table of the tables' attention rows and the
+                           when-grid's orderings (markers as above)
   configs/table*.py        each docstring's "measured: validation WAR ..." sentence
   configs/synthemo.py      its docstring's "stills accuracy ... validation WAR ..." sentence
 """
@@ -41,6 +44,7 @@ TABLES_RUNS_CSV = TABLES_DIR / "runs.csv"
 TABLES_MD = TABLES_DIR / "results.md"
 ATTENTION_STAGE1_RUNS_CSV = TABLES_DIR / "attention_stage1" / "runs.csv"
 MAIN_JOB_CSV = REPO / "docs" / "synthemo_main_job.csv"
+GRID_MD = REPO / "docs" / "synthemo_when_where" / "grid" / "results.md"
 
 # The README's results table: (results.csv row, config, what the row is).
 README_ROWS = (
@@ -156,13 +160,14 @@ def frames_table(rows: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
-def results_md_table(intro: str) -> str:
-  """The Markdown table that follows the paragraph starting with `intro` in results.md, the
-  paragraph included."""
-  text = TABLES_MD.read_text()
+def results_md_table(intro: str, path: Path | None = None) -> str:
+  """The Markdown table that follows the paragraph starting with `intro` in a sweep's results.md
+  (the tables' by default), the paragraph included."""
+  path = path or TABLES_MD
+  text = path.read_text()
   at = text.find(intro)
   if at < 0:
-    raise SystemExit(f"{TABLES_MD}: no paragraph starting {intro!r}")
+    raise SystemExit(f"{path}: no paragraph starting {intro!r}")
   block = text[at:].split("\n\n")
   return "\n\n".join(block[:2]).rstrip()
 
@@ -288,7 +293,8 @@ def expected_files() -> dict[Path, str]:
     text = _replace_marked(text, name, body, page)
   out[page] = text
   page = REPO / "docs" / "synthemo_when_where.md"
-  out[page] = _replace_marked(page.read_text(), "localisation", results_md_table("Where spatial attention looks"), page)
+  text = _replace_marked(page.read_text(), "localisation", results_md_table("Where spatial attention looks"), page)
+  out[page] = _replace_marked(text, "grid-orderings", results_md_table("Orderings", GRID_MD), page)
   for name, config, _ in README_ROWS:
     path = REPO / config
     out[path] = config_docstring(path.read_text(), rows[name], path)

@@ -1,9 +1,10 @@
 """Draws the temporal phase diagram of docs/synthemo_when_where.md from the when-grid's runs.
 
     # after `videmo sweep table --plan configs/sweeps/synthemo_when.py --workdir runs/synthemo_when`:
-    cp runs/synthemo_when/runs.csv docs/synthemo_when_where/grid_runs.csv
-    python docs/make_when_figures.py --runs docs/synthemo_when_where/grid_runs.csv \\
-        --out docs/synthemo_when_where
+    cp runs/synthemo_when/runs.csv runs/synthemo_when/results.md docs/synthemo_when_where/grid/
+    python docs/make_when_figures.py --runs docs/synthemo_when_where/grid/runs.csv \\
+        --out docs/synthemo_when_where/grid
+    python docs/generate_numbers.py   # the orderings table on the page, from grid/results.md
 
 Reads the sweep's per-run CSV (one line per run: row 'w5% d0 TP', seed, war, ...) and writes
 into --out:
