@@ -83,22 +83,29 @@ def _faithfulness(record: dict | None) -> dict:
   return out
 
 
-def faithfulness_lines(summaries: Sequence[dict]) -> list[str]:
-  """A Markdown table of the deletion and insertion areas, one line per row that measured them."""
-  measured = [s for s in summaries if s.get("deletion_random_n")]
+def _means_table(summaries: Sequence[dict], keys: Sequence[str], intro: str, header: Sequence[str]) -> list[str]:
+  """A Markdown table: `intro`, then one line per row that measured any of `keys`, with its mean of
+  each (2 decimals; – where it has none) under `header`. No row measured them: []."""
+  measured = [s for s in summaries if any(s.get(f"{key}_n") for key in keys)]
   if not measured:
     return []
-  lines = ["", "Frame importance, faithfulness (mean over seeds; over the clips with an expressive window, the "
-           "accuracy as frames are removed, deletion, or kept, insertion, in three orders: by p(f|S), at random, "
-           "the true window's frames first; each the mean of its curve: a p(f|S) that says what the model "
-           "used has a low deletion and a high insertion area, near the window's):", "",
-           "| row | deletion, p(f\\|S) | (random) | (window) | insertion, p(f\\|S) | (random) | (window) |",
-           "|---|---|---|---|---|---|---|"]
+  lines = ["", intro, "", "| " + " | ".join(("row", *header)) + " |", "|" + "---|" * (len(header) + 1)]
   for s in measured:
-    cells = [f"{s[f'{curve}_{order}']:.2f}" if s.get(f"{curve}_{order}_n") else "–"
-             for curve in ("deletion", "insertion") for order in FAITHFULNESS_ORDERS]
+    cells = [f"{s[key]:.2f}" if s.get(f"{key}_n") else "–" for key in keys]
     lines.append(f"| {s['row']} | " + " | ".join(cells) + " |")
   return lines
+
+
+def faithfulness_lines(summaries: Sequence[dict]) -> list[str]:
+  """A Markdown table of the deletion and insertion areas, one line per row that measured them."""
+  keys = [f"{curve}_{order}" for curve in ("deletion", "insertion") for order in FAITHFULNESS_ORDERS]
+  return _means_table(
+      summaries, keys,
+      "Frame importance, faithfulness (mean over seeds; over the clips with an expressive window, the "
+      "accuracy as frames are removed, deletion, or kept, insertion, in three orders: by p(f|S), at random, "
+      "the true window's frames first; each the mean of its curve: a p(f|S) that says what the model "
+      "used has a low deletion and a high insertion area, near the window's):",
+      ("deletion, p(f\\|S)", "(random)", "(window)", "insertion, p(f\\|S)", "(random)", "(window)"))
 
 
 def _evaluated(workdir: Path, metrics: dict, key: str) -> dict:
@@ -125,18 +132,12 @@ def _localisation(located: dict) -> dict:
 
 def localisation_lines(summaries: Sequence[dict]) -> list[str]:
   """A Markdown table of where attention looks, one line per row that measured it (none: [])."""
-  measured = [s for s in summaries if s.get("relevance_mass_n")]
-  if not measured:
-    return []
-  lines = ["", "Where spatial attention looks (mean over seeds; beside each, the model-free mean map's; "
-           "chance: the share of the grid the expression's regions cover; head overlap: the mean over "
-           "pairs of heads of the sum of elementwise minima, 0 = disjoint, 1 = the same map):", "",
-           "| row | relevance mass | (mean map) | pointing game | (mean map) | chance | head overlap |",
-           "|---|---|---|---|---|---|---|"]
-  for s in measured:
-    cells = [f"{s[key]:.2f}" if s.get(f"{key}_n") else "–" for key in LOCALISATION_KEYS]
-    lines.append(f"| {s['row']} | " + " | ".join(cells) + " |")
-  return lines
+  return _means_table(
+      summaries, LOCALISATION_KEYS,
+      "Where spatial attention looks (mean over seeds; beside each, the model-free mean map's; "
+      "chance: the share of the grid the expression's regions cover; head overlap: the mean over "
+      "pairs of heads of the sum of elementwise minima, 0 = disjoint, 1 = the same map):",
+      ("relevance mass", "(mean map)", "pointing game", "(mean map)", "chance", "head overlap"))
 
 
 def _correct(metrics: dict) -> np.ndarray | None:
