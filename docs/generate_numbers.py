@@ -11,7 +11,7 @@ Sources (committed, each written by the command that measured it):
                                      3-seed variant whose stage 1 has attention)
   docs/synthemo_main_job.csv         the main job (`videmo train --config=configs/synthemo.py`),
                                      one line per seed
-  docs/synthemo_when_where/grid/results.md
+  docs/synthemo_when_where/grid/results.md, runs.csv
                                      `videmo sweep table` of configs/sweeps/synthemo_when.py
 
 Copies:
@@ -45,6 +45,7 @@ TABLES_MD = TABLES_DIR / "results.md"
 ATTENTION_STAGE1_RUNS_CSV = TABLES_DIR / "attention_stage1" / "runs.csv"
 MAIN_JOB_CSV = REPO / "docs" / "synthemo_main_job.csv"
 GRID_MD = REPO / "docs" / "synthemo_when_where" / "grid" / "results.md"
+GRID_RUNS_CSV = GRID_MD.with_name("runs.csv")
 
 # The README's results table: (results.csv row, config, what the row is).
 README_ROWS = (
@@ -172,6 +173,17 @@ def results_md_table(intro: str, path: Path | None = None) -> str:
   return "\n\n".join(block[:2]).rstrip()
 
 
+def grid_status() -> str:
+  """How far the when-grid has run: its finished runs, per seed, from grid/runs.csv."""
+  runs = read_runs(GRID_RUNS_CSV)
+  rows = len([line for line in GRID_MD.read_text().split("\n\n")[0].splitlines()[2:] if line.startswith("|")])
+  per_seed: dict[int, int] = {}
+  for run in runs:
+    per_seed[int(run["seed"])] = per_seed.get(int(run["seed"]), 0) + 1
+  seeds = "; ".join(f"seed {seed}: {count} of the {rows} rows" for seed, count in sorted(per_seed.items()))
+  return f"Finished: {len(runs)} runs ({seeds})."
+
+
 def stage1_table(new: list[dict], old: list[dict]) -> str:
   """Each row shared by both plans: WAR after the attention stage 1 and after the neutral one,
   on the seeds both ran, paired by seed; then "+SA ≥ TP" under each."""
@@ -294,6 +306,7 @@ def expected_files() -> dict[Path, str]:
   out[page] = text
   page = REPO / "docs" / "synthemo_when_where.md"
   text = _replace_marked(page.read_text(), "localisation", results_md_table("Where spatial attention looks"), page)
+  text = _replace_marked(text, "grid-status", grid_status(), page)
   out[page] = _replace_marked(text, "grid-orderings", results_md_table("Orderings", GRID_MD), page)
   for name, config, _ in README_ROWS:
     path = REPO / config
