@@ -56,18 +56,6 @@ def _all_finite(tree: Any) -> jnp.ndarray:
   return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _computed_once(flag: jnp.ndarray) -> jnp.ndarray:
-  """`flag` (a bool scalar), as the output of a conditional, which XLA does not fuse into its users.
-
-  XLA turns the all-finite test into a chain of one `and` per leaf of the gradients and the
-  parameters, and, as the chain is cheap, copies it into every fusion that selects the new or
-  the old value of a leaf of the parameters or the optimiser state: with the paper's model (some
-  60 leaves each side) about 3,900 of the train step's 12,300 instructions after optimisation,
-  and half its compile time. Behind the conditional the chain is computed once; the values are
-  the same."""
-  return jax.lax.cond(flag, lambda: jnp.bool_(True), lambda: jnp.bool_(False))
-
-
 def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, normalise: Normalise,
                     penalty_coef: float, schedule: Callable | None = None):
   """train_step(state, batch, rng) -> (state, metrics).
@@ -82,7 +70,7 @@ def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation, n
     (loss, metrics), grads = grad_fn(model, state.params, batch, normalise, penalty_coef, rng)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    finite = _computed_once(jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params))
+    finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(params)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = TrainState(step=state.step + jnp.where(finite, 1, 0),
                            params=keep(params, state.params), opt_state=keep(opt_state, state.opt_state))
