@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from videmo.bench import breakdown, cli, flops, harness, max_batch, peaks, report, runner, torch_yardstick
+from videmo.bench import profile as profile_lib
 from videmo.models import video
 from videmo.models.vgg import VGG16
 from videmo.ops import conv as conv_ops
@@ -62,7 +63,8 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   out = tmp_path / "bench.json"
   code = cli.main(["--config", str(REPO / "configs" / "synthemo.py"), *SIZES, *tiny.flags(synthemo_tiny),
                    "--repeats", "2", "--pipeline-batches", "2", "--peak-tflops", "0.05",
-                   "--breakdown", "--json", str(out)])
+                   "--breakdown", "--profile", str(tmp_path / "profile"), "--profile-steps", "1",
+                   "--json", str(out)])
   text = capsys.readouterr().out
   assert code == 0, text
   for expected in ("s/step", "clips/s", "frames/s", "FLOPs per step", "MFU", "peak memory", "compile",
@@ -78,6 +80,9 @@ def test_bench_command_prints_the_table(synthemo_tiny, tmp_path, capsys):
   assert results["pipeline"]["batches_per_s"] > 0
   assert results["pipeline"]["cached_batches_per_s"] > 0 and "once decoded (in the shared decoded store)" in text
   assert 0 < results["mfu"]
+  profile = results["profile"]
+  assert profile["steps"] == 1 and profile["ops"] and "profile of 1 steps" in text and "top ops:" in text
+  assert list((tmp_path / "profile").glob("plugins/profile/*/*.xplane.pb"))
   # XLA's count of the whole step is the analytic count (same taps) plus elementwise work, the
   # optimiser and the finiteness checks: 7% more on this 1/16-width trunk (1.8% on configs/synthemo.py).
   model = results["model"]["fields"]
@@ -111,6 +116,31 @@ def test_bench_command_rejects_bad_options(capsys):
     cli.main([*config, "--no-such-option"])
   assert cli.main([*config, "--size", "40", "--no-pipeline"]) == 1
   assert "input.crop_size must be a positive multiple of 16" in capsys.readouterr().err
+
+
+def test_profile_names_op_kinds_and_sums_a_trace():
+  assert profile_lib.op_kind("convolution.12") == "convolution"
+  assert profile_lib.op_kind("cudnn-conv-bias-activation.3") == "convolution"
+  assert profile_lib.op_kind("loop_convert_fusion.2") == "fusion"  # a dtype conversion, not a convolution
+  assert profile_lib.op_kind("dot.4") == "matrix product"
+  assert profile_lib.op_kind("all-reduce.1") == "collective"
+  assert profile_lib.op_kind("copy.7") == "copy or transpose"
+  assert profile_lib.op_kind("loop_add_fusion") == "fusion"
+  assert profile_lib.op_kind("ffi_call.38") == "custom call"  # e.g. oneDNN's convolutions on CPU
+  assert profile_lib.op_kind("reduce.5") == "other"
+
+
+def test_profile_of_a_traced_function_accounts_for_its_ops(tmp_path):
+  x = jnp.arange(256 * 256, dtype=jnp.float32).reshape(256, 256) / 65536
+  f = jax.jit(lambda a: jnp.tanh(a @ a).sum())
+  f(x).block_until_ready()
+  summary = profile_lib.trace_steps(lambda: f(x).block_until_ready(), 2, tmp_path)
+  assert summary["steps"] == 2 and summary["ops"] and summary["op_ms_per_step"] > 0
+  assert abs(sum(kind["share"] for kind in summary["kinds"].values()) - 1) < 1e-9
+  assert all(op["calls_per_step"] > 0 and 0 < op["share"] <= 1 for op in summary["ops"])
+  assert summary["trace"].endswith(".xplane.pb")
+  with pytest.raises(ValueError, match="profile steps"):
+    profile_lib.trace_steps(lambda: None, 0, tmp_path)
 
 
 def test_head_of_the_breakdown_computes_the_models_loss(synthemo_tiny):

@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
                            "TFLOP/s (e.g. a datasheet's), or 'none'")
   parser.add_argument("--breakdown", action="store_true",
                       help="also time the step's parts: trunk forward, trunk fwd+bwd, head, optimiser")
+  parser.add_argument("--profile", metavar="DIR",
+                      help="also trace a few steps with JAX's profiler into DIR (TensorBoard's profile "
+                           "plugin reads it) and summarise where the device time goes")
+  parser.add_argument("--profile-steps", type=int, default=3, help="steps traced with --profile (3)")
   parser.add_argument("--no-pipeline", action="store_true", help="skip timing the input pipeline")
   parser.add_argument("--pipeline-batches", type=int, default=10, help="batches timed from the pipeline (10)")
   parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           or a.startswith("--config."))]
   if unknown:
     parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-  for name in ("batch_size", "frames", "size", "repeats", "pipeline_batches", "max_batch"):
+  for name in ("batch_size", "frames", "size", "repeats", "pipeline_batches", "max_batch",
+               "profile_steps"):
     value = getattr(args, name)
     if value is not None and value < 1:
       parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -98,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
   options = runner.Options(
       repeats=args.repeats, peak=peak, torch=not args.no_torch, torch_channels_last=not args.torch_contiguous,
       torch_compile=args.torch_compile, breakdown=args.breakdown, pipeline=not args.no_pipeline,
-      pipeline_batches=args.pipeline_batches, find_max_batch=args.find_max_batch, max_batch=args.max_batch)
+      pipeline_batches=args.pipeline_batches, find_max_batch=args.find_max_batch, max_batch=args.max_batch,
+      profile_dir=args.profile, profile_steps=args.profile_steps)
   try:
     results = runner.run(config, config_name, options)
   except ValueError as err:

@@ -108,11 +108,30 @@ def format_report(results: dict[str, Any]) -> str:
     lines += ["", "  breakdown (each part jitted alone; see videmo/bench/breakdown.py):"]
     lines += _rows([(name, f"{seconds:.4g} s  ({100 * seconds / step['median_s']:.0f}% of the step)")
                     for name, seconds in parts])
+  lines += _profile_lines(results.get("profile"))
   search = results.get("max_batch")
   if search:
     tried = ", ".join(f"{b}{'' if ok else ' (no)'}" for b, ok in search["tried"])
     lines += ["", f"  largest batch that fits: {search['max_batch']} clips (tried {tried}; cap {search['cap']})"]
   return "\n".join(lines)
+
+
+def _profile_lines(profile: dict[str, Any] | None) -> list[str]:
+  """The report's lines for a `profile.trace_steps` summary (none without one)."""
+  if not profile:
+    return []
+  busy = profile.get("device_busy_share")
+  lines = ["", f"  profile of {profile['steps']} steps ({profile.get('trace', 'trace')}): "
+               f"{profile['op_ms_per_step']:.4g} ms of XLA ops per step"
+               + (f" = {100 * busy:.0f}% of the step's wall time" if busy is not None else "")]
+  if profile.get("note"):
+    return lines + [f"    {profile['note']}"]
+  lines += _rows([(kind, f"{value['ms_per_step']:.4g} ms/step  ({100 * value['share']:.0f}%)")
+                  for kind, value in profile["kinds"].items()])
+  lines.append("    top ops:")
+  lines += [f"    {op['ms_per_step']:9.4g} ms  {100 * op['share']:4.1f}%  x{op['calls_per_step']:.3g}  {op['name']}"
+            for op in profile["ops"]]
+  return lines
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> Path:

@@ -6,7 +6,8 @@ In order (each later part leaves the earlier figures untouched):
 2. with PyTorch: one step of the yardstick from the same weights on the same batch, compared
    with the JAX step's first (loss, gradient norm, update), then `repeats` interleaved
    pairs JAX, PyTorch; without: `repeats` JAX steps;
-3. the peak FLOP/s for MFU, the breakdown, the input pipeline, the largest batch (as asked).
+3. the peak FLOP/s for MFU, the breakdown, a profile of a few steps, the input pipeline, the
+   largest batch (as asked).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Options:
   pipeline_batches: int = 10
   find_max_batch: bool = False
   max_batch: int | None = None
+  profile_dir: str | None = None
+  profile_steps: int = 3
 
 
 def machine() -> dict[str, Any]:
@@ -179,6 +182,10 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
     from videmo.bench import breakdown
 
     results["breakdown"] = breakdown.breakdown(bench, options.repeats, step_s)
+  if options.profile_dir:
+    from videmo.bench import profile
+
+    results["profile"] = profile.trace_steps(bench.run, options.profile_steps, options.profile_dir, step_s)
   del bench
   gc.collect()
   if options.pipeline:
