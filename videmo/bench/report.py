@@ -65,8 +65,7 @@ def format_report(results: dict[str, Any]) -> str:
       ("frames/s", f"{step['frames_per_s']:.4g}"),
       ("FLOPs per step", f"{_si(flops['model_train'], 'FLOP')} analytic (3 x forward); "
                          + (f"{_si(flops['xla'], 'FLOP')} by XLA's cost analysis" if flops["xla"] else
-                            "XLA: n/a (oneDNN's convolutions are custom calls it does not count)"
-                            if model.get("conv", {}).get("path") in ("onednn", "mixed") else "XLA: n/a")),
+                            f"XLA: n/a ({flops['xla_uncounted']})" if flops.get("xla_uncounted") else "XLA: n/a")),
       ("achieved", f"{_si(flops['model_flops_per_s'], 'FLOP/s')} analytic"
                    + (f", {_si(flops['xla_flops_per_s'], 'FLOP/s')} XLA" if flops["xla"] else "")),
       ("MFU", (f"{100 * results['mfu']:.1f}% of {_si(peak['tflops'] * 1e12, 'FLOP/s')} ({peak['source']})"

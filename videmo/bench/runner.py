@@ -153,8 +153,12 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
   model_fields = dict(config.model.to_dict())
   counts = flops_lib.train_step_flops(model_fields, clips, frames, size, size)
   conv = conv_path(config.model.conv_impl, dtype, traced)
-  # oneDNN's convolutions are custom calls, whose FLOPs XLA's cost analysis cannot count.
-  xla = flops_lib.xla_flops(bench.compiled) if conv["path"] == "xla" else None
+  # oneDNN's convolutions (CPU) and cuDNN's (GPU, where XLA lowers its own convolutions to them)
+  # are custom calls, whose FLOPs XLA's cost analysis cannot count.
+  xla_uncounted = ("oneDNN's convolutions are custom calls it does not count" if conv["path"] != "xla" else
+                   f"on {device.platform} XLA's convolutions are library calls it does not count"
+                   if device.platform != "cpu" else None)
+  xla = flops_lib.xla_flops(bench.compiled) if xla_uncounted is None else None
   if options.peak == "measure":
     peak = dict(tflops=peaks.measure_matmul_tflops(dtype, list(bench.mesh.devices.flat)),
                 source=f"measured {dtype} matmul rate of this {device.platform}")
@@ -171,7 +175,7 @@ def run(config: ml_collections.ConfigDict, config_name: str, options: Options) -
       step=dict(median_s=step_s, times_s=jax_times, clips_per_s=clips / step_s,
                 frames_per_s=clips * frames / step_s, compile_s=bench.compile_seconds,
                 first_loss=float(first_metrics["loss"])),
-      flops=dict(model_train=counts["train"], model_forward=counts["forward"], xla=xla,
+      flops=dict(model_train=counts["train"], model_forward=counts["forward"], xla=xla, xla_uncounted=xla_uncounted,
                  model_flops_per_s=model_rate, xla_flops_per_s=xla / step_s if xla else None),
       peak=peak, mfu=model_rate / (peak["tflops"] * 1e12) if peak["tflops"] else None,
       memory=dict(peak_bytes=peak_bytes, source=memory_source,
