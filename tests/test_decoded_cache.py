@@ -144,3 +144,22 @@ def test_listing_a_split_s_clips_and_labels_spends_no_budget(tiny_validation):
   assert cache.used == 0 and len(cached._records) == 0
   kept = cached[1]
   assert cached.peek(1) is kept and cached.peek(-1)["frames"].dtype == object
+
+
+def test_a_split_keeps_every_per_frame_image_encoded_and_loses_nothing(tiny_train, synthemo_tiny):
+  """Frames and SynthEmo's region masks stay PNG/JPEG bytes (neither training nor evaluation
+  reads the masks); decoding them gives what TFDS decodes."""
+  import io
+
+  import tensorflow_datasets as tfds
+  from PIL import Image
+
+  decoded = tfds.data_source("synthemo/tiny", data_dir=str(synthemo_tiny))["train"]
+  for index in (0, len(tiny_train) - 1):
+    raw, full = tiny_train[index], decoded[index]
+    assert all(isinstance(x, bytes) for x in raw["frames"]) and all(isinstance(x, bytes) for x in raw["region_mask"])
+    masks = np.stack([np.asarray(Image.open(io.BytesIO(x))) for x in raw["region_mask"]])
+    np.testing.assert_array_equal(masks, np.stack(full["region_mask"])[..., 0])
+    frames = np.stack([np.asarray(Image.open(io.BytesIO(x)).convert("RGB")) for x in raw["frames"]])
+    np.testing.assert_array_equal(frames, np.stack(full["frames"]))
+    assert raw["label"] == full["label"] and raw["clip_id"] == full["clip_id"]

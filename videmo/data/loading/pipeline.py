@@ -39,7 +39,7 @@ from videmo.data.loading.decoded_cache import CachedSource, frames_at
 
 
 class RawFrames(tfds.decode.Decoder):
-  """Keep a Sequence(Image) feature as its JPEG bytes, so only sampled frames get decoded."""
+  """Keep a Sequence(Image) feature as its encoded bytes, so only sampled frames get decoded."""
 
   def decode_example(self, serialized):
     return serialized
@@ -55,11 +55,15 @@ def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> 
   """Random-access source of one split of a built dataset (e.g. 'synthemo/small', 'validation').
 
   TFDS reads a built dataset from its own files (dataset_info.json, features.json), so loading
-  needs none of the preparation code (builders, dlib, PyAV).
+  needs none of the preparation code (builders, dlib, PyAV). Every per-frame image feature
+  stays encoded (`RawFrames`): "frames", decoded frame by frame where sampled, and any other,
+  such as SynthEmo's stored `region_mask`, which training and evaluation never read (the
+  localisation's masks come from the renderer's parameters, data/synthemo/truth.py);
+  decoding it would cost more than the frames a clip's batch needs.
   """
   try:
-    sources = tfds.data_source(dataset, data_dir=os.fspath(data_dir) if data_dir else None,
-                               decoders={"frames": RawFrames()})
+    builder = tfds.builder(dataset, data_dir=os.fspath(data_dir) if data_dir else None)
+    sources = builder.as_data_source(decoders={name: RawFrames() for name in image_sequences(builder.info.features)})
   except Exception as err:  # TFDS raises several types for a dataset that is not there
     raise FileNotFoundError(
         f"dataset {dataset!r} is not built in {data_dir}: run `videmo prepare --dataset {dataset} "
@@ -67,6 +71,13 @@ def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> 
   if split not in sources:
     raise ValueError(f"split {split!r} not in dataset {dataset!r}; it has {sorted(sources)}")
   return sources[split]
+
+
+def image_sequences(features: Any) -> list[str]:
+  """Names of a FeaturesDict's top-level Sequence(Image) features ("frames" always first)."""
+  names = [name for name, feature in features.items()
+           if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature, tfds.features.Image)]
+  return sorted(set(names) | {"frames"}, key=lambda name: name != "frames")
 
 
 def face_indices(record: dict) -> np.ndarray:
