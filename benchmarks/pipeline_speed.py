@@ -3,7 +3,7 @@
     python benchmarks/pipeline_speed.py --dataset synthemo --data_dir DIR [--workers 2] [--batches 40]
 
 The batches `videmo train` reads (`pipeline.train_batches` through `experiment.train_batch_stream`:
-16 random frames per clip, random 224 crop and mirror, 16 clips per batch; `configs/table1_sa2_reg1.py`'s
+16 random frames per clip, random 224 crop and mirror, 16 clips per batch: the base config's
 input settings) from the split's shards, timed by `videmo bench`'s `input_speed.pipeline_speed`:
 the first batch (loader start-up) apart, then the rate over the next BATCHES batches, as in a
 run's first epoch, which decodes its records. Prints one JSON line. To compare two versions
