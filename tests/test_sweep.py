@@ -119,6 +119,45 @@ def test_finished_runs_are_skipped(swept, capsys):
   assert "| TP ≥ AVG | 2 |" in out and "Holm p" in out  # the table prints its comparisons
 
 
+def test_records_read_back_make_the_same_table_without_the_runs_folders(swept, tmp_path, capsys):
+  """A sweep's records.jsonl holds every run whole: read back (`--records`) into an empty work
+  directory they give the same tables, and `run` trains nothing they hold."""
+  plan, workdir, _ = swept
+  records, _ = collect.aggregate(plan_lib.load_plan_file(plan), _runs(plan, workdir))
+  back = collect.load_records(workdir / collect.RECORDS_FILE)
+  assert len(back) == len(records) == 4
+  for a, b in zip(records, back):
+    assert a.keys() == b.keys()
+    np.testing.assert_array_equal(a["correct"], b["correct"])
+    assert {k: v for k, v in a.items() if k != "correct"} == {k: v for k, v in b.items() if k != "correct"}
+  elsewhere = tmp_path / "elsewhere"
+  args = [f"--plan={plan}", f"--workdir={elsewhere}", f"--records={workdir / collect.RECORDS_FILE}"]
+  assert main(["sweep", "run", *args]) == 0
+  assert "0 to run" in capsys.readouterr().out and not (elsewhere / "runs").exists()
+  for name in ("runs.csv", "results.csv", "results.md", collect.RECORDS_FILE):
+    assert (elsewhere / name).read_text() == (workdir / name).read_text(), name
+
+  # runs.csv (no per-clip records) for seed 0, records.jsonl for seed 1: the clips' interval
+  # covers the seed that has them, and says so
+  only_seed_1 = tmp_path / "seed1.jsonl"
+  only_seed_1.write_text("".join(line + "\n" for line in (workdir / collect.RECORDS_FILE).read_text().splitlines()
+                                 if '"seed": 1' in line))
+  mixed = tmp_path / "mixed"
+  assert main(["sweep", "table", f"--plan={plan}", f"--workdir={mixed}", f"--records={workdir / 'runs.csv'}",
+               f"--records={only_seed_1}"]) == 0
+  line = next(line for line in (mixed / "results.md").read_text().splitlines() if line.startswith("| TP ≥ AVG"))
+  assert "(1 of 2 seeds)" in line and line.count("…") == 2
+  assert (mixed / "runs.csv").read_text() == (workdir / "runs.csv").read_text()
+  capsys.readouterr()
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text('{"row": "TP"}\n')
+  assert main(["sweep", "table", f"--plan={plan}", f"--workdir={mixed}", f"--records={bad}"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "bad.jsonl, line 1: not a run record" in err
+  assert main(["sweep", "table", f"--plan={plan}", f"--workdir={mixed}", f"--records={tmp_path / 'none.jsonl'}"]) == 2
+  assert "no such file" in capsys.readouterr().err
+
+
 def test_killed_run_resumes_from_its_checkpoint(swept, tmp_path, capsys):
   """A run whose metrics.json is missing (killed before its end) runs again and resumes."""
   plan, workdir, _ = swept

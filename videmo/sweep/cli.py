@@ -9,7 +9,9 @@
         --set dataset=video_folder/dfew    # k-fold: one run per fold, WAR/UAR per fold and mean ± std
 
 `run` skips finished runs and resumes the others, then writes the table; killed, it continues
-where it stopped. `--index I` runs only run number I of the plan (SLURM's array tasks do).
+where it stopped. `--records FILE` (an earlier table's records.jsonl) adds runs finished
+elsewhere: `run` skips them and the table counts them, so a sweep run in pieces on several
+machines, or on one since lost, makes one table. `--index I` runs only run number I of the plan (SLURM's array tasks do).
 `--folds` (or a plan's FOLDS) runs every row and seed once per fold of the dataset (plan.py).
 """
 
@@ -41,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--no-compilation-cache", action="store_true",
                       help="run: do not share compiled programs between runs (default: JAX's persistent cache "
                            "in $JAX_COMPILATION_CACHE_DIR, else ~/.cache/videmo/xla with one folder per host kind)")
+  parser.add_argument("--records", action="append", default=[], metavar="FILE",
+                      help="run, table: runs from an earlier table (its records.jsonl, or a runs.csv, which "
+                           "lacks the clips) stand in for runs of the plan not finished here (repeatable)")
   parser.add_argument("--index", type=int, help="run: only run number INDEX (0-based, `list` order)")
   parser.add_argument("--cpus", type=int, default=8, help="slurm: CPUs per task")
   parser.add_argument("--sbatch", action="append", default=[], help="slurm: an extra '#SBATCH ...' line")
@@ -87,6 +92,7 @@ def main(argv: list[str]) -> int:
     runs = plan_lib.plan_runs(plan.rows, plan.seeds, args.workdir, plan.folds)
     if args.index is not None and not 0 <= args.index < len(runs):
       raise ValueError(f"--index {args.index} is out of range: the sweep has {len(runs)} runs (0..{len(runs) - 1})")
+    earlier = [record for path in args.records for record in collect.load_records(path)]
   except (ValueError, FileNotFoundError) as err:
     print(f"videmo sweep: {err}", file=sys.stderr)
     return 2
@@ -102,14 +108,16 @@ def main(argv: list[str]) -> int:
   failed = 0
   if args.action == "run":
     try:
-      failed = execute.run_local([runs[args.index]] if args.index is not None else runs, args.parallel,
-                                 compilation_cache=not args.no_compilation_cache)
+      done_elsewhere = {(r["row"], r["seed"], r["fold"]) for r in earlier}
+      todo = [runs[args.index]] if args.index is not None else runs
+      failed = execute.run_local([run for run in todo if (run.row.name, run.seed, run.fold) not in done_elsewhere],
+                                 args.parallel, compilation_cache=not args.no_compilation_cache)
     except ValueError as err:
       print(f"videmo sweep: {err}", file=sys.stderr)
       return 2
     if args.index is not None:
       return 1 if failed else 0
-  written = collect.write_tables(plan, runs, args.workdir)
+  written = collect.write_tables(plan, runs, args.workdir, earlier)
   if written["folds"]:
     print("\n".join(written["folds"]))
   if written["comparisons"]:

@@ -2,6 +2,9 @@
 
     WORKDIR/runs.csv      one line per finished run: row, seed, WAR, UAR, per-class recall,
                           top frame in window, how many frames p(f|S) spreads over, wall time
+    WORKDIR/records.jsonl every run's whole record, the clips it got right included: what
+                          `videmo sweep table --records FILE` reads back, so that a sweep's
+                          pieces run on several machines (or a machine since lost) make one table
     WORKDIR/results.csv   one line per row: mean and standard deviation over its seeds
     WORKDIR/results.md    the same as Markdown, per-class recall, where attention looks, how
                           faithful p(f|S) is, and the plan's comparisons
@@ -168,9 +171,79 @@ def _pct(mean: float, std: float, n: int) -> str:
   return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if n > 1 else "")
 
 
-def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
-  """(per-run records of the finished runs, one summary per row in plan order)."""
-  records = [r for r in (read_run(run) for run in runs) if r is not None]
+RECORDS_FILE = "records.jsonl"
+_RECORD_KEYS = ("row", "seed", "fold", "war", "uar", "recall", "classes")
+
+
+def _json_record(record: dict) -> dict:
+  """A record as JSON values: the per-clip correctness as a string of 0s and 1s."""
+  out = dict(record)
+  if out.get("correct") is not None:
+    out["correct"] = "".join("1" if c else "0" for c in np.asarray(out["correct"]).tolist())
+  return out
+
+
+def write_records(path: Path, records: Sequence[dict]) -> None:
+  """One JSON line per record (floats written exactly: they read back to the same bits)."""
+  path.write_text("".join(json.dumps(_json_record(r), allow_nan=True) + "\n" for r in records))
+
+
+def load_records(path: str | Path) -> list[dict]:
+  """The records of a `records.jsonl`, or of a `runs.csv` from before records were written (those
+  have no per-clip correctness and no confusion matrix). A one-line ValueError names a bad file."""
+  path = Path(path)
+  if not path.is_file():
+    raise ValueError(f"--records {path}: no such file")
+  if path.suffix == ".csv":
+    return _records_from_csv(path)
+  records = []
+  for number, line in enumerate(path.read_text().splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+      missing = [k for k in _RECORD_KEYS if k not in record]
+      if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    except ValueError as err:
+      raise ValueError(f"--records {path}, line {number}: not a run record ({err})") from None
+    if record.get("correct") is not None:
+      record["correct"] = np.frombuffer(record["correct"].encode(), np.uint8) == ord("1")
+    records.append(record)
+  return records
+
+
+def _records_from_csv(path: Path) -> list[dict]:
+  with path.open(newline="") as f:
+    rows = list(csv.DictReader(f))
+  records = []
+  for number, row in enumerate(rows, 2):
+    try:
+      value = lambda key: None if row.get(key) in (None, "") else float(row[key])
+      classes = [k[len("recall_"):] for k in row if k.startswith("recall_")]
+      record = dict(row=row["row"], seed=int(row["seed"]), fold=int(row["fold"]) if row.get("fold") else None)
+      record.update({k: value(k) for k in row if k not in record and not k.startswith("recall_")})
+      record.update(classes=classes, recall={c: value(f"recall_{c}") for c in classes}, correct=None,
+                    confusion=None)
+      for key in ("step", "clips"):
+        if record.get(key) is not None:
+          record[key] = int(record[key])
+    except (KeyError, ValueError) as err:
+      raise ValueError(f"--records {path}, line {number}: not a run of runs.csv ({err})") from None
+    records.append(record)
+  return records
+
+
+def aggregate(plan: Plan, runs: Sequence[Run], earlier: Sequence[dict] = ()) -> tuple[list[dict], list[dict]]:
+  """(per-run records of the finished runs, one summary per row in plan order).
+
+  `earlier`: records of runs from an earlier table (`load_records`); one stands in for a run of
+  this plan that has not finished here (a run finished here wins), in the plan's order.
+  """
+  found = {(run.row.name, run.seed, run.fold): read_run(run) for run in runs}
+  before = {(r["row"], r["seed"], r["fold"]): r for r in earlier}
+  records = [found[key] or before.get(key) for key in found]
+  records = [r for r in records if r is not None]
   summaries = []
   for row in plan.rows:
     mine = [r for r in records if r["row"] == row.name]
@@ -194,21 +267,21 @@ def aggregate(plan: Plan, runs: Sequence[Run]) -> tuple[list[dict], list[dict]]:
 
 def compare(records: Sequence[dict], better: str, worse: str, family: int = 1) -> dict:
   """Paired-by-seed (and fold) WAR difference better - worse: the paired t result, pairs where
-  better >= worse, the clip-bootstrap interval (None without per-clip records, or across folds,
-  which hold other clips) and the pairs needed at 0.05 / `family` (Bonferroni over the page's
-  comparisons: enough for Holm too)."""
+  better >= worse, the clip-bootstrap interval over the pairs with per-clip records
+  (`clip_seeds` of them; None without any, or across folds, which hold other clips) and the
+  pairs needed at 0.05 / `family` (Bonferroni over the page's comparisons: enough for Holm too)."""
   a = {(r.get("fold"), r["seed"]): r for r in records if r["row"] == better}
   b = {(r.get("fold"), r["seed"]): r for r in records if r["row"] == worse}
   seeds = sorted(set(a) & set(b), key=lambda key: (key[0] is not None, key))
   diffs = [a[s]["war"] - b[s]["war"] for s in seeds]
   result = statistics.paired_t(diffs)
-  clips = None
-  if (seeds and len({fold for fold, _ in seeds}) == 1
-      and all(a[s]["correct"] is not None and b[s]["correct"] is not None for s in seeds)):
-    clips = statistics.clip_bootstrap(np.stack([a[s]["correct"] for s in seeds]),
-                                      np.stack([b[s]["correct"] for s in seeds]))
+  clips, with_clips = None, [s for s in seeds if a[s]["correct"] is not None and b[s]["correct"] is not None]
+  if with_clips and len({fold for fold, _ in seeds}) == 1:
+    clips = statistics.clip_bootstrap(np.stack([a[s]["correct"] for s in with_clips]),
+                                      np.stack([b[s]["correct"] for s in with_clips]))
   return dict(better=better, worse=worse, seeds=len(seeds), wins=int(np.sum(np.asarray(diffs) >= 0)),
-              t=result, clips=clips, needed=statistics.seeds_needed(diffs, alpha=0.05 / family))
+              t=result, clips=clips, clip_seeds=len(with_clips) if clips is not None else 0,
+              needed=statistics.seeds_needed(diffs, alpha=0.05 / family))
 
 
 def comparisons(plan: Plan, records: Sequence[dict]) -> list[dict]:
@@ -230,6 +303,8 @@ def comparison_table(found: Sequence[dict]) -> list[str]:
     t = c["t"]
     seeds_interval = "–" if math.isnan(t.low) else f"{points(t.low)} … {points(t.high)}"
     clip_interval = "–" if c["clips"] is None else f"{points(c['clips'][0])} … {points(c['clips'][1])}"
+    if c["clips"] is not None and c["clip_seeds"] < c["seeds"]:  # some runs' records lack their clips
+      clip_interval += f" ({c['clip_seeds']} of {c['seeds']} seeds)"
     needed = ("" if c["verdict"] != "not resolved" or c["seeds"] < 2
               else str(c["needed"]) if c["needed"] is not None else f"> {statistics.NEEDED_LIMIT}")
     lines.append(f"| {c['better']} ≥ {c['worse']} | {c['seeds']} | {c['wins']} of {c['seeds']} | {points(t.mean)} | "
@@ -329,20 +404,22 @@ def plot(summaries: Sequence[dict], records: Sequence[dict], path: Path, chance:
   fig.savefig(path, dpi=110)
 
 
-def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path) -> dict:
-  """Writes runs.csv, results.csv, results.md and results.png in WORKDIR (and in a k-fold sweep
-  folds.csv, folds_confusion.csv and folds.png); returns their paths, how many runs had finished,
-  the k-fold tables' and the comparisons' Markdown lines."""
+def write_tables(plan: Plan, runs: Sequence[Run], workdir: str | Path, earlier: Sequence[dict] = ()) -> dict:
+  """Writes runs.csv, records.jsonl, results.csv, results.md and results.png in WORKDIR (and in a
+  k-fold sweep folds.csv, folds_confusion.csv and folds.png); returns their paths, how many runs
+  had finished (here or in `earlier`, see `aggregate`), the k-fold tables' and the comparisons'
+  Markdown lines."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  records, summaries = aggregate(plan, runs)
+  records, summaries = aggregate(plan, runs, earlier)
   _write_csv(workdir / "runs.csv", [_flat_run(r) for r in records])
+  write_records(workdir / RECORDS_FILE, records)
   _write_csv(workdir / "results.csv", [_flat_summary(s) for s in summaries])
   (workdir / "results.md").write_text(markdown(plan, records, summaries))
   classes = records[0]["classes"] if records else []
   plot(summaries, records, workdir / "results.png", chance=1 / len(classes) if classes else None)
   table = comparison_table(comparisons(plan, records)) if plan.comparisons else []
-  files = [workdir / n for n in ("runs.csv", "results.csv", "results.md", "results.png")]
+  files = [workdir / n for n in ("runs.csv", RECORDS_FILE, "results.csv", "results.md", "results.png")]
   fold_lines = []
   if plan.folds:
     found = folds_lib.fold_summaries([r.name for r in plan.rows], plan.folds, records)
