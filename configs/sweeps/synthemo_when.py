@@ -5,6 +5,10 @@
     ...                                                                     (--seeds 4-5, 6-7, 8-9)
     videmo sweep table --plan configs/sweeps/synthemo_when.py --workdir runs/synthemo_when
 
+Each piece may run on another machine: add `--records docs/synthemo_when_where/grid/records.jsonl`
+(the committed records of the pieces before) to both commands, and commit the new table's
+records.jsonl there (docs/synthemo_when_where.md says how the page is refreshed).
+
 The grid: the expressive window's share of each clip {5%, 10%, 25%, 50%, 100%} x distractor
 frames outside it {none, 30%} (the synthemo/when_* datasets, tables' size and 'pairs' classes)
 x the temporal pooling {AVG (eq. 7), MEAN (the mean frame score trained on the clip's loss),
