@@ -9,9 +9,10 @@
         --set dataset=video_folder/dfew    # k-fold: one run per fold, WAR/UAR per fold and mean ± std
 
 `run` skips finished runs and resumes the others, then writes the table; killed, it continues
-where it stopped. `--records FILE` (an earlier table's records.jsonl) adds runs finished
-elsewhere: `run` skips them and the table counts them, so a sweep run in pieces on several
-machines, or on one since lost, makes one table. `--index I` runs only run number I of the plan (SLURM's array tasks do).
+where it stopped. `--index I` runs only run number I of the plan (SLURM's array tasks do).
+`--records FILE` (an earlier table's records.jsonl) adds runs finished elsewhere: `run` skips
+them and the table counts them, so a sweep run in pieces on several machines, or on one since
+lost, makes one table.
 `--folds` (or a plan's FOLDS) runs every row and seed once per fold of the dataset (plan.py).
 """
 
