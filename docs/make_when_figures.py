@@ -116,7 +116,7 @@ def draw(runs, lines: list[dict], out: Path) -> list[Path]:
 
   rates = sorted({k[1] for k in runs})
   shares = sorted({k[0] for k in runs})
-  seeds = sorted({s for values in runs.values() for s in values})
+  seeds = sorted({len(values) for values in runs.values()})  # seeds per cell: the fewest, the most
   label = lambda rate: "no distractors" if rate == 0 else f"{100 * rate:g}% distractors"
   fig, axes = plt.subplots(1, len(rates), figsize=(5.2 * len(rates), 4), sharey=True, squeeze=False)
   for ax, rate in zip(axes[0], rates):
@@ -174,8 +174,10 @@ def draw(runs, lines: list[dict], out: Path) -> list[Path]:
   return [accuracy, diffs]
 
 
-def _seeds_text(seeds: list[int]) -> str:
-  return f"{len(seeds)} seed" + ("s" if len(seeds) != 1 else "")
+def _seeds_text(counts: list[int]) -> str:
+  """'3 seeds', or '2-3 seeds per cell' while some cells have fewer (a grid part-way through a seed)."""
+  low, high = min(counts), max(counts)
+  return (f"{high} seed" + ("s" if high != 1 else "")) if low == high else f"{low}-{high} seeds per cell"
 
 
 def main(argv: list[str]) -> int:
