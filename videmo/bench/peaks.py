@@ -4,8 +4,8 @@
   measure   (default) the rate of large square matrix products in the step's compute dtype
             on this device (float32 or bfloat16 operands; 10 products of n = 8192 per timed
             call on an accelerator, one of n = 2048 on CPU; median of 5): a peak this machine
-            really reaches, the same way on CPU, GPU and TPU. A datasheet peak is higher (e.g. dense bfloat16 tensor-core
-            figures); pass it as a number to measure MFU against it instead.
+            really reaches, the same way on CPU, GPU and TPU. A datasheet peak is higher
+            (e.g. dense bfloat16 tensor-core figures); pass it as a number to measure MFU against it instead.
   NUMBER    a peak in TFLOP/s for the whole set of devices the step runs on
   none      no peak: MFU is reported as n/a
 """

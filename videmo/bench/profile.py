@@ -76,25 +76,23 @@ def _stats(event: Any) -> dict[str, Any]:
 def op_events(planes: Iterable[Any]) -> list[tuple[str, float]]:
   """(HLO op name, seconds) of every op execution in a trace's planes (see the module doc)."""
   planes = list(planes)
-  devices = [p for p in planes if p.name.startswith("/device:")]
-  events: list[tuple[str, float]] = []
-  for plane in devices:
+
+  def named(lines, by_event_name: bool) -> list[tuple[str, float]]:
+    found = []
+    for line in lines:
+      for event in line.events:
+        name = event.name if by_event_name else _stats(event).get("hlo_op")
+        if name:
+          found.append((str(name), event.duration_ns * 1e-9))
+    return found
+
+  events = []
+  for plane in (p for p in planes if p.name.startswith("/device:")):
     lines = list(plane.lines)
     ops = [line for line in lines if line.name == OPS_LINE]
-    for line in ops or lines:
-      for event in line.events:
-        name = event.name if ops else _stats(event).get("hlo_op")
-        if name:
-          events.append((str(name), event.duration_ns * 1e-9))
-  if events:
-    return events
-  for plane in planes:  # CPU: XLA's thunks name their op
-    for line in plane.lines:
-      for event in line.events:
-        name = _stats(event).get("hlo_op")
-        if name:
-          events.append((str(name), event.duration_ns * 1e-9))
-  return events
+    events += named(ops, True) if ops else named(lines, False)
+  # CPU: XLA's thunks name their op
+  return events or [event for plane in planes for event in named(plane.lines, False)]
 
 
 def summarise(xplane: str | pathlib.Path, steps: int, step_s: float, top: int = 15) -> dict[str, Any]:

@@ -73,11 +73,10 @@ def open_split(dataset: str, split: str, data_dir: str | os.PathLike | None) -> 
   return sources[split]
 
 
-def image_sequences(features: Any) -> list[str]:
-  """Names of a FeaturesDict's top-level Sequence(Image) features ("frames" always first)."""
-  names = [name for name, feature in features.items()
-           if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature, tfds.features.Image)]
-  return sorted(set(names) | {"frames"}, key=lambda name: name != "frames")
+def image_sequences(features: Any) -> set[str]:
+  """Names of a FeaturesDict's top-level Sequence(Image) features, "frames" always among them."""
+  return {"frames"} | {name for name, feature in features.items()
+                       if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature, tfds.features.Image)}
 
 
 def face_indices(record: dict) -> np.ndarray:
