@@ -266,16 +266,18 @@ def test_auto_falls_back_to_xla_when_the_library_is_absent(tmp_path):
       "from videmo.ops import conv\n"
       "from videmo.models import video\n"
       "assert conv.resolve('auto', jnp.float32) == 'xla'\n"
+      "import tiny\n"
       "model = video.build_model(dict(trunk_width_divisor=16, attention_hidden=4))\n"
       "frames = jnp.zeros((1, 2, 32, 32, 3))\n"
-      "params = jax.jit(model.init)(jax.random.key(0), frames)\n"
+      "params = {'params': tiny.random_params(model, num_frames=2)}  # no init to compile (15 s)\n"
       "assert np.isfinite(np.asarray(jax.jit(model.apply)(params, frames)['log_probs'])).all()\n"
       "try:\n"
       "  conv.resolve('onednn', jnp.float32)\n"
       "except ValueError as err:\n"
       "  print('ERROR', err)\n")
   env = dict(os.environ, VIDEMO_ONEDNN_ROOT=str(tmp_path), VIDEMO_CACHE_DIR=str(tmp_path / "cache"),
-             XLA_FLAGS="", JAX_PLATFORMS="cpu")
+             XLA_FLAGS="", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(tiny.REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
   assert result.returncode == 0, result.stderr
   warnings = [line for line in result.stderr.splitlines() if "oneDNN convolutions unavailable" in line]
