@@ -21,7 +21,9 @@ Every device of a data-parallel run holds the same state. Orbax's default for su
 arrays on CPU ("replica-parallel" saving) cuts each array into one slice per device, which
 costs one small compiled `slice` per parameter shape and device at a run's first save (1-2 s
 of a tiny run's 11 s), and buys nothing where the devices share one host memory. Here the
-first replica writes each array whole: the same files, read back the same way.
+first replica writes each array whole, into the same array files as before, read back the same
+way (checkpoints of earlier versions too); orbax's record of each array's write shape
+(`default/array_metadatas/`) is no longer written, and restoring does not read it.
 """
 
 from __future__ import annotations
